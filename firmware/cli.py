@@ -1,0 +1,60 @@
+"""The ``vanbox`` command: a thin layer over the library.
+
+Each subcommand lives in a module with ``add_arguments(parser)`` and ``run(args) -> int``.
+Library errors (:class:`telemetry.errors.VanboxError`) become one clear line on stderr
+and exit status 2; nothing prints a traceback at a user on purpose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from telemetry.errors import VanboxError
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("firmware.demo", "run the simulated van: GPS route, visitors, kiosk, MQTT"),
+    "run": ("firmware.box", "run the box with the configured GPS port and GPIO pins"),
+    "status": ("firmware.status", "print last fix, outbox depth, broker and today's counts"),
+    "nmea": ("firmware.nmea_dump", "read NMEA from a file or port, print one JSON line per fix"),
+    "hub": ("firmware.hub_server", "run the hub: subscribe to all vans, serve map and reports"),
+    "passwd": ("firmware.passwd", "add or change a staff login"),
+    "prune": ("firmware.prune", "delete raw events older than the retention period"),
+    "doctor": ("firmware.doctor", "check the installation and say how to fix what is wrong"),
+    "soak": ("firmware.soak", "simulate days in the van with every fault, and count"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vanbox", description="Software for the JUNGregio outreach van."
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (modname, help_) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(_module=modname)
+        importlib.import_module(modname).add_arguments(sp)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except VanboxError as e:
+        print(f"vanbox {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Placeholder: being written (see the issue tracker). Registers nothing yet."""
+
+
+def init_app(app) -> None:
+    return None

@@ -1,0 +1,136 @@
+"""Plain event objects: what drivers and the kiosk hand to the store.
+
+Every event gets a globally unique, time-ordered id (UUIDv7) when it is created,
+so ids sort by creation time and a receiver can de-duplicate redeliveries.
+The van id is filled in by the store that records the event (``van=""`` until then).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import uuid6
+
+
+def new_id() -> str:
+    """A new UUIDv7 as a 36-character string; ids created later sort later."""
+    return str(uuid6.uuid7())
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_epoch(t: datetime) -> float:
+    if t.tzinfo is None:
+        raise ValueError("naive datetime: vanbox works in UTC-aware datetimes only")
+    return t.timestamp()
+
+
+def from_epoch(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def iso_utc(t: datetime) -> str:
+    """ISO 8601 UTC with milliseconds, like gpsd: ``2019-04-07T00:02:31.420Z``."""
+    t = t.astimezone(UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+# Footfall kinds. ``in``/``out`` come from a beam pair (direction known), ``pass`` from a
+# single beam or a door opening (direction unknown).
+COUNT_KINDS = ("in", "out", "pass")
+SENSOR_KINDS = ("sensor_blocked", "sensor_ok")
+FOOTFALL_KINDS = COUNT_KINDS + SENSOR_KINDS
+
+FIX_MODES = {1: "no fix", 2: "2D", 3: "3D"}
+
+
+@dataclass(frozen=True)
+class Position:
+    """One GPS fix worth keeping (mode 2 or 3)."""
+
+    time: datetime
+    lat: float
+    lon: float
+    mode: int = 3
+    alt: float | None = None
+    speed: float | None = None  # m/s
+    track: float | None = None  # degrees true
+    hdop: float | None = None
+    sats: int | None = None
+    suspect: bool = False  # flagged by the jump/HDOP filter: stored, never shown live
+    id: str = field(default_factory=new_id)
+    van: str = ""
+
+    kind = "position"
+
+
+@dataclass(frozen=True)
+class Footfall:
+    """A count at the door (``in``, ``out``, ``pass``) or a sensor state change.
+
+    ``occupancy`` is the number of people inside after this event, as the sensor
+    logic tracks it (only meaningful for a beam pair; 0 otherwise).
+    """
+
+    time: datetime
+    kind: str
+    sensor: str = "door"
+    occupancy: int = 0
+    id: str = field(default_factory=new_id)
+    van: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in FOOTFALL_KINDS:
+            raise ValueError(f"unknown footfall kind {self.kind!r}; use one of {FOOTFALL_KINDS}")
+
+    @property
+    def is_count(self) -> bool:
+        return self.kind in COUNT_KINDS
+
+
+@dataclass(frozen=True)
+class CheckIn:
+    """An anonymous check-in on the touchscreen: categories only, time rounded to the hour."""
+
+    time: datetime
+    age_group: str
+    topics: tuple[str, ...] = ()
+    first_visit: bool | None = None
+    heard_from: str | None = None
+    language: str | None = None
+    id: str = field(default_factory=new_id)
+    van: str = ""
+
+    def __post_init__(self) -> None:
+        if self.time.minute or self.time.second or self.time.microsecond:
+            object.__setattr__(self, "time", self.time.replace(minute=0, second=0, microsecond=0))
+
+
+@dataclass(frozen=True)
+class StopVisit:
+    """The van stood at a place: a planned stop of the tour or an unplanned one.
+
+    ``left`` is ``None`` while the van is still there. Recorded again (same id) when it
+    leaves, so a receiver upserts it.
+    """
+
+    arrived: datetime
+    name: str
+    municipality: str
+    lat: float
+    lon: float
+    planned: bool = True
+    left: datetime | None = None
+    id: str = field(default_factory=new_id)
+    van: str = ""
+
+    @property
+    def time(self) -> datetime:
+        return self.arrived
+
+
+Event = Position | Footfall | CheckIn | StopVisit
+

@@ -1,0 +1,405 @@
+"""The store: one SQLite file (WAL), the single durable record of the box and the hub.
+
+Every event is written together with its outbox row in one transaction, so a power cut
+at any moment either keeps both or neither. ``synchronous=FULL`` makes a committed
+transaction survive the power cut too (on an SD card that costs one fsync per event,
+which is cheap at the van's event rates).
+
+The schema is created and migrated on open from the numbered ``migrations/NNNN_*.sql``
+files; ``PRAGMA user_version`` holds the number of the last one applied.
+
+Threads: the box writes from its GPS, sensor and web threads. Writes go through one
+connection guarded by a lock; :meth:`Store.reader` hands each thread its own read
+connection, which WAL lets run beside the writer.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import zoneinfo
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+
+import sqlite_utils
+
+from . import topics
+from .errors import StoreError
+from .events import CheckIn, Event, Footfall, Position, StopVisit, from_epoch, to_epoch, utcnow
+
+PRIORITY = {"footfall": 0, "checkin": 0, "stop": 0, "position": 1}
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    seq: int
+    event_id: str
+    kind: str  # footfall | checkin | stop | position
+    priority: int
+    payload: str  # JSON text, ready to publish
+    created: float
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """The numbered migrations shipped with the package: (number, name, sql)."""
+    out = []
+    for f in resources.files("telemetry.migrations").iterdir():
+        name = f.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            out.append((int(name[:4]), name, f.read_text(encoding="utf-8")))
+    out.sort()
+    numbers = [n for n, _, _ in out]
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise StoreError(f"migrations must be numbered 1..n without gaps, found {numbers}")
+    return out
+
+
+class Store:
+    """The SQLite store of one box (``van``) or of the hub (events carry their own van)."""
+
+    def __init__(
+        self, path: str | Path, *, van: str = "", tz: str = "Europe/Berlin", tid: str = "VB"
+    ) -> None:
+        self.path = Path(path)
+        self.van = van
+        self.tid = tid
+        self.tz = zoneinfo.ZoneInfo(tz)
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        if str(path) != ":memory:":
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(f"cannot create the folder for {path}: {e.strerror}") from None
+        try:
+            self._conn = self._connect()
+            self.db = sqlite_utils.Database(self._conn)
+            self._migrate()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{path}: cannot open the database: {e}") from None
+
+    # --- connection and schema ------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            str(self.path), isolation_level=None, check_same_thread=False, timeout=30
+        )
+        conn.execute("PRAGMA busy_timeout = 30000")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(self.path) != ":memory:" and mode.lower() != "wal":
+            raise StoreError(f"{self.path}: could not switch to WAL mode (got {mode})")
+        conn.execute("PRAGMA synchronous = FULL")
+        return conn
+
+    def _migrate(self) -> None:
+        with self._lock:
+            current = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            for number, name, sql in migrations():
+                if number <= current:
+                    continue
+                try:
+                    self._conn.executescript(
+                        f"BEGIN IMMEDIATE;\n{sql}\n;PRAGMA user_version = {number};\nCOMMIT;"
+                    )
+                except sqlite3.DatabaseError as e:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    raise StoreError(f"migration {name} failed: {e}") from None
+
+    @property
+    def schema_version(self) -> int:
+        return self._conn.execute("PRAGMA user_version").fetchone()[0]
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` on the write connection, under the lock."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def reader(self) -> sqlite3.Connection:
+        """This thread's own read connection (rows as ``sqlite3.Row``)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("PRAGMA query_only = 1")
+            self._local.conn = conn
+            with self._lock:
+                self._readers.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for c in self._readers:
+                try:
+                    c.close()
+                except sqlite3.Error:
+                    pass
+            self._readers.clear()
+            self._conn.close()
+
+    def integrity_check(self) -> str:
+        with self._lock:
+            return self._conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+    # --- local time helpers ---------------------------------------------------------
+
+    def local(self, t: datetime) -> datetime:
+        return t.astimezone(self.tz)
+
+    def day_of(self, t: datetime) -> str:
+        return self.local(t).date().isoformat()
+
+    # --- recording (box) ------------------------------------------------------------
+
+    def record(self, event: Event) -> Event:
+        """Store one event with its outbox row, in one transaction. Returns the event
+        with ``van`` filled in."""
+        return self.record_many([event])[0]
+
+    def record_many(self, events: Iterable[Event]) -> list[Event]:
+        out = []
+        with self.transaction() as conn:
+            for ev in events:
+                if not ev.van:
+                    ev = replace(ev, van=self.van)
+                self._insert(conn, ev, upsert=isinstance(ev, StopVisit))
+                kind, payload = self._payload(conn, ev)
+                if payload is not None:
+                    conn.execute(
+                        "INSERT INTO outbox (event_id, kind, priority, payload, created)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (ev.id, kind, PRIORITY[kind], topics.dumps(payload), to_epoch(utcnow())),
+                    )
+                out.append(ev)
+        return out
+
+    def _payload(self, conn: sqlite3.Connection, ev: Event) -> tuple[str, dict | None]:
+        if isinstance(ev, Position):
+            # Suspect fixes are kept for the record but never published as the position.
+            return "position", None if ev.suspect else topics.location_payload(ev, self.tid)
+        if isinstance(ev, Footfall):
+            return "footfall", topics.footfall_payload(ev, self._today(conn, ev.van, ev.time))
+        if isinstance(ev, CheckIn):
+            return "checkin", topics.checkin_payload(ev)
+        if isinstance(ev, StopVisit):
+            return "stop", topics.stop_payload(ev)
+        raise TypeError(f"not an event: {ev!r}")
+
+    def _insert(self, conn: sqlite3.Connection, ev: Event, *, upsert: bool) -> int:
+        """Insert one event row; returns the number of rows changed (0 for a known id)."""
+        if isinstance(ev, Position):
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO positions (id, van, ts, day, lat, lon, mode, alt, speed,"
+                " track, hdop, sats, suspect) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    ev.id, ev.van, to_epoch(ev.time), self.day_of(ev.time), ev.lat, ev.lon,
+                    ev.mode, ev.alt, ev.speed, ev.track, ev.hdop, ev.sats, int(ev.suspect),
+                ),
+            )  # fmt: skip
+        elif isinstance(ev, Footfall):
+            loc = self.local(ev.time)
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO footfall (id, van, ts, day, hour, kind, sensor, occupancy)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    ev.id, ev.van, to_epoch(ev.time), loc.date().isoformat(), loc.hour, ev.kind,
+                    ev.sensor, ev.occupancy,
+                ),
+            )  # fmt: skip
+        elif isinstance(ev, CheckIn):
+            loc = self.local(ev.time)
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO checkins (id, van, ts, day, hour, age_group, topics,"
+                " first_visit, heard_from, language) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    ev.id, ev.van, to_epoch(ev.time), loc.date().isoformat(), loc.hour,
+                    ev.age_group, json.dumps(list(ev.topics)),
+                    None if ev.first_visit is None else int(ev.first_visit), ev.heard_from,
+                    ev.language,
+                ),
+            )  # fmt: skip
+        elif isinstance(ev, StopVisit):
+            sql = (
+                'INSERT INTO stop_visits (id, van, arrived, "left", day, name, municipality,'
+                " lat, lon, planned) VALUES (?,?,?,?,?,?,?,?,?,?)"
+            )
+            if upsert:
+                sql += (
+                    ' ON CONFLICT(id) DO UPDATE SET "left" = excluded."left"'
+                    ' WHERE excluded."left" IS NOT NULL AND stop_visits."left" IS NOT'
+                    ' excluded."left"'
+                )
+            else:
+                sql = sql.replace("INSERT", "INSERT OR IGNORE", 1)
+            cur = conn.execute(
+                sql,
+                (
+                    ev.id, ev.van, to_epoch(ev.arrived),
+                    None if ev.left is None else to_epoch(ev.left), self.day_of(ev.arrived),
+                    ev.name, ev.municipality, ev.lat, ev.lon, int(ev.planned),
+                ),
+            )  # fmt: skip
+        else:
+            raise TypeError(f"not an event: {ev!r}")
+        return cur.rowcount
+
+    # --- ingesting (hub) ------------------------------------------------------------
+
+    def ingest_many(self, events: Iterable[Event]) -> int:
+        """Upsert received events by id, without outbox rows. Redeliveries and
+        duplicates change nothing; a stop visit's later ``left`` time is taken.
+        Returns how many rows were new or changed."""
+        n = 0
+        with self.transaction() as conn:
+            for ev in events:
+                if not ev.van:
+                    raise StoreError(f"event {ev.id} has no van id")
+                n += self._insert(conn, ev, upsert=True)
+        return n
+
+    # --- outbox (publisher) ---------------------------------------------------------
+
+    def pending(self, limit: int = 100, *, after: int = 0) -> list[OutboxRow]:
+        """Unsent rows, counts and check-ins before positions, oldest first.
+        ``after`` skips rows up to that seq within the first priority (for paging)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT seq, event_id, kind, priority, payload, created FROM outbox"
+                " WHERE seq > ? ORDER BY priority, seq LIMIT ?",
+                (after, limit),
+            ).fetchall()
+        return [OutboxRow(*r) for r in rows]
+
+    def mark_sent(self, seqs: Iterable[int]) -> int:
+        """The broker acknowledged these rows: remove them. Returns how many were there."""
+        seqs = list(seqs)
+        if not seqs:
+            return 0
+        with self.transaction() as conn:
+            n = 0
+            for i in range(0, len(seqs), 500):
+                chunk = seqs[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                n += conn.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", chunk).rowcount
+            self._bump(conn, "outbox_sent", n)
+        return n
+
+    def outbox_depth(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+
+    def outbox_oldest(self) -> float | None:
+        """Creation time (Unix seconds) of the oldest unsent row."""
+        with self._lock:
+            return self._conn.execute("SELECT min(created) FROM outbox").fetchone()[0]
+
+    def thin_outbox(self, max_rows: int) -> int:
+        """Keep the outbox within ``max_rows``: drop every second of the oldest unsent
+        positions, then the oldest positions outright. Counts, check-ins and stop visits
+        are never dropped. Returns the number of rows removed (the events stay stored)."""
+        with self.transaction() as conn:
+            depth = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+            excess = depth - max_rows
+            if excess <= 0:
+                return 0
+            removed = conn.execute(
+                "DELETE FROM outbox WHERE seq IN (SELECT seq FROM (SELECT seq, row_number()"
+                " OVER (ORDER BY seq) AS rn FROM outbox WHERE kind = 'position')"
+                " WHERE rn % 2 = 0 ORDER BY seq LIMIT ?)",
+                (excess,),
+            ).rowcount
+            if removed < excess:
+                removed += conn.execute(
+                    "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox"
+                    " WHERE kind = 'position' ORDER BY seq LIMIT ?)",
+                    (excess - removed,),
+                ).rowcount
+            self._bump(conn, "outbox_thinned", removed)
+            return removed
+
+    # --- counters and summaries -----------------------------------------------------
+
+    def _bump(self, conn: sqlite3.Connection, key: str, n: int) -> None:
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
+            (key, n),
+        )
+
+    def counter(self, key: str) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def _today(self, conn: sqlite3.Connection, van: str, when: datetime) -> dict[str, int]:
+        day = self.day_of(when)
+        counts = dict(
+            conn.execute(
+                "SELECT kind, count(*) FROM footfall WHERE van = ? AND day = ?"
+                " AND kind IN ('in', 'out', 'pass') GROUP BY kind",
+                (van, day),
+            ).fetchall()
+        )
+        last = conn.execute(
+            "SELECT occupancy FROM footfall WHERE van = ? AND day = ? ORDER BY ts DESC, id DESC"
+            " LIMIT 1",
+            (van, day),
+        ).fetchone()
+        return {
+            "in": counts.get("in", 0),
+            "out": counts.get("out", 0),
+            "pass": counts.get("pass", 0),
+            "occupancy": last[0] if last else 0,
+        }
+
+    def today(self, when: datetime | None = None, van: str | None = None) -> dict[str, int]:
+        """Today's running totals (local day): in, out, pass, occupancy, checkins."""
+        when = when or utcnow()
+        van = self.van if van is None else van
+        with self._lock:
+            t = self._today(self._conn, van, when)
+            t["checkins"] = self._conn.execute(
+                "SELECT count(*) FROM checkins WHERE van = ? AND day = ?",
+                (van, self.day_of(when)),
+            ).fetchone()[0]
+        return t
+
+    def last_position(self, van: str | None = None, *, include_suspect: bool = False):
+        van = self.van if van is None else van
+        sql = "SELECT ts, lat, lon, mode, alt, speed, track, hdop, sats, suspect, id, van"
+        sql += " FROM positions WHERE van = ?"
+        if not include_suspect:
+            sql += " AND suspect = 0"
+        sql += " ORDER BY ts DESC LIMIT 1"
+        with self._lock:
+            r = self._conn.execute(sql, (van,)).fetchone()
+        if r is None:
+            return None
+        return Position(
+            time=from_epoch(r[0]), lat=r[1], lon=r[2], mode=r[3], alt=r[4], speed=r[5],
+            track=r[6], hdop=r[7], sats=r[8], suspect=bool(r[9]), id=r[10], van=r[11],
+        )  # fmt: skip
+
+    def count(self, table: str, van: str | None = None) -> int:
+        if table not in ("positions", "footfall", "checkins", "stop_visits", "outbox"):
+            raise ValueError(f"no such table {table!r}")
+        with self._lock:
+            if van is None or table == "outbox":
+                return self._conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            return self._conn.execute(
+                f"SELECT count(*) FROM {table} WHERE van = ?", (van,)
+            ).fetchone()[0]

@@ -1,0 +1,191 @@
+"""Shared fixtures: a private mosquitto, Debian's Chromium through Playwright, a store.
+
+Never touches the broker on 127.0.0.1:1883: every MQTT test gets its own mosquitto on a
+free port with its own config in a temp dir, stopped with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = (ROOT.parent / "shared" / "nmea-corpus").resolve()
+SCREENSHOTS = ROOT / "build" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+@dataclass
+class Broker:
+    """A private mosquitto. ``stop()`` sends SIGTERM; ``start()`` runs it again on the
+    same port with the same config (and persistence file, if ``persistence=True``)."""
+
+    dir: Path
+    port: int
+    extra_config: str = ""
+    persistence: bool = False
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def conf(self) -> Path:
+        return self.dir / "mosquitto.conf"
+
+    def write_config(self) -> None:
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            f"persistence {'true' if self.persistence else 'false'}",
+            f"persistence_location {self.dir}/",
+            "max_queued_messages 0",
+            "max_inflight_messages 0",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            self.extra_config,
+        ]
+        self.conf.write_text("\n".join(lines) + "\n")
+
+    def start(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            return
+        self.write_config()
+        log = open(self.dir / "mosquitto.log", "ab")
+        self.proc = subprocess.Popen(
+            [MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=log, start_new_session=True
+        )
+        log.close()
+        try:
+            wait_port(self.port)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError((self.dir / "mosquitto.log").read_text()[-2000:]) from None
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+@pytest.fixture
+def broker_factory(tmp_path: Path) -> Iterator:
+    """Make private brokers: ``broker_factory(extra_config="", persistence=False)``."""
+    made: list[Broker] = []
+
+    def make(extra_config: str = "", persistence: bool = False) -> Broker:
+        d = tmp_path / f"mosquitto-{len(made)}"
+        d.mkdir()
+        b = Broker(d, free_port(), extra_config, persistence)
+        b.start()
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.stop()
+
+
+@pytest.fixture
+def broker(broker_factory) -> Broker:
+    """One private mosquitto on a free port, anonymous access, no persistence."""
+    return broker_factory()
+
+
+@pytest.fixture(scope="session")
+def playwright_session():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (the tests need it)")
+    from playwright.sync_api import sync_playwright
+
+    pw = sync_playwright().start()
+    yield pw
+    pw.stop()
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_session):
+    """Debian's Chromium, headless, with the flags this closed network needs."""
+    b = playwright_session.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+    )
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def touch_page(browser):
+    """A fresh page at 800x480 (the official 7-inch Pi display) with touch enabled.
+    Use ``touch_page.set_viewport_size(...)`` for other sizes."""
+    ctx = browser.new_context(
+        viewport={"width": 800, "height": 480}, has_touch=True, is_mobile=False, locale="de-DE"
+    )
+    page = ctx.new_page()
+    yield page
+    ctx.close()
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    from telemetry.store import Store
+
+    s = Store(tmp_path / "vanbox.db", van="testvan", tid="TV")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def corpus() -> Path:
+    if not CORPUS.is_dir():
+        pytest.fail(f"NMEA corpus not found at {CORPUS}")
+    return CORPUS
