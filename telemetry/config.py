@@ -308,7 +308,9 @@ def _build(d: dict[str, Any], source: str) -> Config:
     van = d["van"]
     vid = _str(van, "van", "id", empty=False)
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", vid):
-        raise _fail("van.id", vid, "use 1-40 lower-case letters, digits, - or _ (it is an MQTT topic level)")
+        raise _fail(
+            "van.id", vid, "use 1-40 lower-case letters, digits, - or _ (it is an MQTT topic level)"
+        )
     _str(van, "van", "name", empty=False)
     tid = _str(van, "van", "tid")
     if not re.fullmatch(r"[A-Za-z0-9]{1,2}", tid):
@@ -317,9 +319,7 @@ def _build(d: dict[str, Any], source: str) -> Config:
     gps = d["gps"]
     _str(gps, "gps", "port", empty=False)
     if gps["baud"] not in BAUD_RATES:
-        raise _fail(
-            "gps.baud", gps["baud"], "not a standard rate; use 4800, 9600, 38400 or 115200"
-        )
+        raise _fail("gps.baud", gps["baud"], "not a standard rate; use 4800, 9600, 38400 or 115200")
     _num(gps, "gps", "max_speed_kmh", 10, 1000)
     _num(gps, "gps", "max_hdop", 1, 99.9)
     _num(gps, "gps", "stale_after_s", 1, 3600)
@@ -397,7 +397,9 @@ def _build(d: dict[str, Any], source: str) -> Config:
             raise _fail(key, z, "needs name, lat, lon, radius_m")
         unknown = set(z) - {"name", "lat", "lon", "radius_m"}
         if unknown:
-            raise ConfigError(f"{key}.{sorted(unknown)[0]}: unknown key; use name, lat, lon, radius_m")
+            raise ConfigError(
+                f"{key}.{sorted(unknown)[0]}: unknown key; use name, lat, lon, radius_m"
+            )
         lat, lon = _latlon(z, key)
         r = z.get("radius_m", 300)
         if isinstance(r, bool) or not isinstance(r, int | float) or not 10 <= r <= 50_000:

@@ -133,4 +133,3 @@ class StopVisit:
 
 
 Event = Position | Footfall | CheckIn | StopVisit
-

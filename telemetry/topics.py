@@ -154,7 +154,9 @@ def _get(d: dict, key: str, typ: type | tuple, *, required: bool = True, where: 
             raise PayloadError(f"{where}: missing {key!r}")
         return None
     v = d[key]
-    if typ in (int, float, (int, float)) and (isinstance(v, bool) or not isinstance(v, int | float)):
+    if typ in (int, float, (int, float)) and (
+        isinstance(v, bool) or not isinstance(v, int | float)
+    ):
         raise PayloadError(f"{where}: {key!r} must be a number, got {v!r}")
     if typ in (int, float, (int, float)) and not math.isfinite(v):
         raise PayloadError(f"{where}: {key!r} must be finite")
