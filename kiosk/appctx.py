@@ -18,3 +18,12 @@ def store() -> Store:
 
 def mode() -> str:
     return current_app.config["VANBOX_MODE"]
+
+
+def now():
+    """The current time (UTC, aware) from the app's clock: the wall clock on the Pi, the
+    simulated clock in the demo and the soak test. Views use this, never ``datetime.now``."""
+    from telemetry.events import utcnow
+
+    clock = current_app.extensions.get("vanbox_clock")
+    return clock.now() if clock is not None else utcnow()
