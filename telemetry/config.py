@@ -123,7 +123,15 @@ DEFAULTS: dict[str, Any] = {
     },
     "stops": {"arrive_after_s": 180.0, "unplanned_after_s": 900.0, "leave_after_s": 60.0},
     "reports": {"annual_budget_eur": 0.0},
-    "hub": {"bind": "0.0.0.0", "port": 8090, "client_id": "vanbox-hub", "database": ""},
+    "hub": {
+        "bind": "0.0.0.0",
+        "port": 8090,
+        "client_id": "vanbox-hub",
+        "database": "",
+        "tile_url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        "tile_attribution": "© OpenStreetMap contributors",
+        "homeassistant": False,
+    },
     "tour": {
         "stops": [
             {
@@ -418,6 +426,15 @@ def _build(d: dict[str, Any], source: str) -> Config:
     _num(hub, "hub", "port", 1, 65535, integer=True)
     _str(hub, "hub", "client_id", empty=False)
     _str(hub, "hub", "database")
+    tile = _str(hub, "hub", "tile_url")
+    if tile and not (
+        re.match(r"https?://", tile) and all(f"{{{k}}}" in tile for k in ("z", "x", "y"))
+    ):
+        raise _fail(
+            "hub.tile_url", tile, "an http(s) URL template with {z}, {x} and {y} (or empty)"
+        )
+    _str(hub, "hub", "tile_attribution")
+    _bool(hub, "hub", "homeassistant")
 
     tour = []
     stops = d["tour"].get("stops", [])
