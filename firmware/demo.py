@@ -1,11 +1,207 @@
-"""Placeholder for a subcommand being written (see the issue tracker)."""
+"""``vanbox demo``: the whole box with simulated hardware and no config file.
 
+A day's route through the seven municipalities of the Landkreis Peine is replayed as
+NMEA through a pty (the real GPS reader reads it), visitors walk through the simulated
+infrared beams (gpiozero's MockFactory) while the van stands at a stop, and the kiosk,
+the public map and the staff reports are served on http://127.0.0.1:8080. It publishes
+to the MQTT broker on localhost:1883 when there is one and buffers in the outbox when
+there is none. Simulated time runs ``--speed`` times faster than the wall clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import tempfile
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from telemetry.clock import ScaledClock
+from telemetry.config import default_config
 from telemetry.errors import VanboxError
+
+from .box import Box, broker_reachable
+from .simulator import DEPOT, NmeaFeeder, demo_day, demo_tour
+
+log = logging.getLogger("vanbox.demo")
 
 
 def add_arguments(parser) -> None:
-    return None
+    parser.add_argument("--mqtt", default="localhost:1883", metavar="HOST:PORT",
+                        help="broker to publish to (default localhost:1883)")  # fmt: skip
+    parser.add_argument("--no-mqtt", action="store_true", help="do not publish at all")
+    parser.add_argument("--speed", type=float, default=10.0,
+                        help="simulated seconds per real second (default 10)")  # fmt: skip
+    parser.add_argument("--port", type=int, default=8080, help="web port (default 8080)")
+    parser.add_argument("--db", help="database file (default: a new one in a temp folder)")
+    parser.add_argument(
+        "--start", default="08:45", help="simulated local start time HH:MM, or 'now'"
+    )
+    parser.add_argument("--seed", type=int, default=1, help="random seed for the visitors")
+    parser.add_argument(
+        "--duration", type=float, default=None, help="stop after this many real seconds"
+    )
+    parser.add_argument("--van", default="jungregio-demo", help="van id (default jungregio-demo)")
+
+
+def parse_hostport(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise VanboxError(f"--mqtt {text!r}: use HOST:PORT, e.g. localhost:1883")
+    return host, int(port)
+
+
+def sim_start(text: str, tz) -> datetime:
+    now = datetime.now(tz)
+    if text == "now":
+        return now
+    try:
+        h, m = (int(x) for x in text.split(":"))
+        return now.replace(hour=h, minute=m, second=0, microsecond=0)
+    except ValueError:
+        raise VanboxError(f"--start {text!r}: use HH:MM (24 hours) or 'now'") from None
+
+
+class Visitors(threading.Thread):
+    """While the van stands at a stop, people walk in through the beams and later out.
+    Arrivals are random (Poisson, about ``rate_per_h`` an hour of simulated time)."""
+
+    def __init__(self, box: Box, route, clock: ScaledClock, pin_factory, *, seed: int = 1,
+                 rate_per_h: float = 14.0) -> None:  # fmt: skip
+        super().__init__(name="visitors", daemon=True)
+        self.box, self.route, self.clock = box, route, clock
+        self.pins = pin_factory
+        self.rng = random.Random(seed)
+        self.rate = rate_per_h / 3600.0
+        self.stop_event = threading.Event()
+        self.walked_in = 0
+        self.walked_out = 0
+
+    def run(self) -> None:
+        from .visitors import walk
+
+        cfg = self.box.cfg.sensor
+        pin_a = self.pins.pin(cfg["pin"])
+        pin_b = self.pins.pin(cfg["pin_b"])
+        inside: list[float] = []  # simulated time each person leaves
+        while not self.stop_event.is_set():
+            now = self.clock.now()
+            state = self.route.at(now)
+            t = now.timestamp()
+            for leave in sorted(inside):
+                if leave <= t or state.stop is None:
+                    inside.remove(leave)
+                    walk(pin_a, pin_b, "out", rng=self.rng, pull_up=cfg["pull_up"])
+                    self.walked_out += 1
+            if state.stop is not None:
+                # Probability of an arrival in the next simulated second.
+                step = 1.0
+                if self.rng.random() < self.rate * step:
+                    walk(pin_a, pin_b, "in", rng=self.rng, pull_up=cfg["pull_up"])
+                    self.walked_in += 1
+                    inside.append(t + self.rng.uniform(4, 20) * 60)
+            self.stop_event.wait(1.0 / self.clock.speed)
 
 
 def run(args) -> int:
-    raise VanboxError("this command is not built yet")
+    if args.speed <= 0 or args.speed > 600:
+        raise VanboxError(f"--speed {args.speed}: use a factor from 0.1 to 600")
+    os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
+    from gpiozero.pins.mock import MockFactory
+
+    base = default_config()
+    tz = base.tz
+    start = sim_start(args.start, tz)
+    clock = ScaledClock(start, args.speed)
+    route = demo_day(start)
+    work = Path(tempfile.mkdtemp(prefix="vanbox-demo-"))
+    db = args.db or str(work / "vanbox.db")
+    overrides: dict = {
+        "van": {"id": args.van, "name": "JUNGregio-Mobil (Demo)", "tid": "JR"},
+        "database": {"path": db},
+        "staff": {"passwd_file": str(work / "staff.passwd")},
+        "kiosk": {"bind": "127.0.0.1", "port": args.port},
+        "sensor": {"kind": "beam-pair", "pin": 17, "pin_b": 27},
+        "tour": {"stops": demo_tour(route, tz)},
+        "privacy": {
+            "hidden_zones": [{"name": DEPOT[0], "lat": DEPOT[2], "lon": DEPOT[3], "radius_m": 300}]
+        },
+    }
+    mqtt_on = not args.no_mqtt
+    if mqtt_on:
+        host, port = parse_hostport(args.mqtt)
+        overrides["mqtt"] = {"host": host, "port": port, "keepalive": 30}
+    cfg = default_config(overrides)
+
+    print(f"vanbox demo: van {args.van}, simulated time {start:%Y-%m-%d %H:%M} "
+          f"({tz.key}), {args.speed:g}x real time")  # fmt: skip
+    if not mqtt_on:
+        print("MQTT: off (--no-mqtt); events stay in the outbox")
+    elif broker_reachable(host, port):
+        print(f"MQTT: publishing to {host}:{port} (topics vanbox/{args.van}/...)")
+    else:
+        print(f"MQTT: no broker at {host}:{port}; events wait in the outbox and are sent "
+              "when one appears")  # fmt: skip
+    print(f"database: {db}")
+
+    feeder = NmeaFeeder(route, clock, work / "gps")
+    feeder.start()
+    pin_factory = MockFactory()
+    box = Box(cfg, clock=clock, pin_factory=pin_factory, gps_url=str(work / "gps"), mqtt=mqtt_on)
+    try:
+        box.start()
+    except BaseException:
+        feeder.stop()
+        raise
+    box.install_signal_handlers()
+    url = box.web_url
+    print(f"kiosk (check-in):   {url}/")
+    print(f"public live map:    {url}/map")
+    print(f"staff reports:      {url}/staff   (demo login: staff / demo)")
+    print(f"box status:         {url}/status")
+    _demo_login(cfg, work)
+    visitors = Visitors(box, route, clock, pin_factory, seed=args.seed)
+    visitors.start()
+    print("Ctrl-C stops the demo.", flush=True)
+
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    try:
+        while not box._stop.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            box._stop.wait(min(5.0, max(0.1, (deadline or 1e18) - time.monotonic())))
+            now = clock.now().astimezone(tz)
+            s = route.at(now)
+            where = s.stop[0] if s.stop else ("driving" if s.speed > 0 else "at the depot")
+            t = box.store.today(clock.now())
+            print(f"{now:%H:%M:%S} {where:<28} in {t['in']:3d} out {t['out']:3d} "
+                  f"inside {t['occupancy']:2d} check-ins {t['checkins']:3d} "
+                  f"outbox {box.store.outbox_depth():5d}", flush=True)  # fmt: skip
+            if now > route.end + timedelta(minutes=5):
+                print("The simulated day is over; the van stays at the depot. Ctrl-C stops.")
+                deadline = time.monotonic() if args.duration is not None else deadline
+                route.legs[-1] = type(route.legs[-1])(
+                    route.legs[-1].start, now + timedelta(days=1), route.legs[-1].a,
+                    route.legs[-1].b, None,
+                )  # fmt: skip
+    finally:
+        visitors.stop_event.set()
+        visitors.join(5)
+        box.stop()
+        feeder.stop()
+    return 0
+
+
+def _demo_login(cfg, work: Path) -> None:
+    """A staff login for the demo only (user ``staff``, password ``demo``)."""
+    try:
+        from kiosk.auth import set_password
+    except ImportError:
+        return
+    try:
+        set_password(cfg.staff["passwd_file"], "staff", "demo")
+    except Exception as e:  # noqa: BLE001 - the demo runs without a staff login too
+        log.warning("no demo staff login: %s", e)

@@ -1,11 +1,105 @@
-"""Placeholder for a subcommand being written (see the issue tracker)."""
+"""``vanbox status``: what the person installing the box wants to see at a glance.
 
+Reads the database directly (last fix and its age, outbox depth, today's counts) and asks
+the running box over its local web port for what only the process knows (broker
+connection, GPS port). Exit status 0 when the box answers, 1 when it does not.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from telemetry.config import load_config
 from telemetry.errors import VanboxError
+from telemetry.events import utcnow
+from telemetry.store import Store
 
 
 def add_arguments(parser) -> None:
-    return None
+    parser.add_argument("--config", default="/etc/vanbox/vanbox.toml", help="configuration file")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def ask_box(bind: str, port: int, timeout: float = 2.0) -> dict | None:
+    host = "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/status.json", timeout=timeout) as r:
+            return json.loads(r.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def age_text(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def collect(cfg) -> dict:
+    path = Path(cfg.database["path"])
+    if not path.exists():
+        raise VanboxError(f"database.path = {str(path)!r}: no database yet; has the box run?")
+    store = Store(path, van=cfg.van["id"], tz=cfg.timezone, tid=cfg.van["tid"])
+    try:
+        now = utcnow()
+        last = store.last_position()
+        out = {
+            "van": cfg.van["id"],
+            "last_fix": None
+            if last is None
+            else {
+                "lat": last.lat,
+                "lon": last.lon,
+                "mode": last.mode,
+                "time": last.time.isoformat(),
+                "age_s": round((now - last.time).total_seconds(), 1),
+            },
+            "outbox": store.outbox_depth(),
+            "outbox_oldest_age_s": None
+            if store.outbox_oldest() is None
+            else round(now.timestamp() - store.outbox_oldest(), 1),
+            "today": store.today(now),
+        }
+    finally:
+        store.close()
+    out["box"] = ask_box(cfg.kiosk["bind"], cfg.kiosk["port"])
+    return out
 
 
 def run(args) -> int:
-    raise VanboxError("this command is not built yet")
+    cfg = load_config(args.config)
+    s = collect(cfg)
+    if args.json:
+        print(json.dumps(s, indent=2))
+        return 0 if s["box"] else 1
+    fix = s["last_fix"]
+    print(f"van:        {s['van']}")
+    if fix:
+        print(f"last fix:   {fix['lat']:.5f}, {fix['lon']:.5f} ({fix['mode']}D), "
+              f"{age_text(fix['age_s'])} ago")  # fmt: skip
+    else:
+        print("last fix:   none recorded yet")
+    oldest = s["outbox_oldest_age_s"]
+    print(f"outbox:     {s['outbox']} waiting" + (f", oldest {age_text(oldest)}" if oldest else ""))
+    box = s["box"]
+    if box is None:
+        print(f"box:        not answering on port {cfg.kiosk['port']} (is vanbox.service running?"
+              " see: journalctl -u vanbox)")  # fmt: skip
+    else:
+        mq = box.get("mqtt")
+        if mq is None:
+            print("broker:     MQTT switched off in the config")
+        else:
+            state = "connected" if mq.get("connected") else "NOT connected"
+            print(f"broker:     {mq.get('host')} {state}")
+        gps = box.get("gps") or {}
+        print(f"gps port:   {gps.get('port')} {'open' if gps.get('open') else 'NOT open'}")
+    t = s["today"]
+    print(f"today:      in {t['in']}, out {t['out']}, passes {t['pass']}, inside {t['occupancy']},"
+          f" check-ins {t['checkins']}")  # fmt: skip
+    return 0 if box else 1

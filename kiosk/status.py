@@ -6,8 +6,6 @@ import time
 
 from flask import Blueprint, Flask, jsonify, render_template
 
-from telemetry.events import utcnow
-
 from . import appctx
 
 bp = Blueprint("status", __name__)
@@ -41,8 +39,8 @@ def status_page():
     st = appctx.store()
     cfg = appctx.config()
     return render_template(
-        "status.html", van=cfg.van, today=st.today(), last=st.last_position(),
-        depth=st.outbox_depth(), live=live(), now=utcnow(),
+        "status.html", van=cfg.van, today=st.today(appctx.now()), last=st.last_position(),
+        depth=st.outbox_depth(), live=live(), now=appctx.now(),
     )  # fmt: skip
 
 
@@ -50,11 +48,11 @@ def status_page():
 def status_json():
     st = appctx.store()
     last = st.last_position()
-    now = utcnow()
+    now = appctx.now()
     return jsonify(
         {
             "van": appctx.config().van["id"],
-            "today": st.today(),
+            "today": st.today(now),
             "outbox": st.outbox_depth(),
             "last_fix": None
             if last is None
