@@ -34,5 +34,8 @@ def interpolate(
 def coarsen(lat: float, lon: float, cell_m: float) -> tuple[float, float]:
     """Snap a point to the centre of a grid cell about ``cell_m`` metres wide."""
     dlat = cell_m / 111_320.0
-    dlon = cell_m / (111_320.0 * max(0.01, math.cos(math.radians(lat))))
-    return (math.floor(lat / dlat) + 0.5) * dlat, (math.floor(lon / dlon) + 0.5) * dlon
+    clat = (math.floor(lat / dlat) + 0.5) * dlat
+    # The longitude step follows the cell's centre latitude, so every point of a cell
+    # snaps to the same centre.
+    dlon = cell_m / (111_320.0 * max(0.01, math.cos(math.radians(clat))))
+    return clat, (math.floor(lon / dlon) + 0.5) * dlon
