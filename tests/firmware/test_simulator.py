@@ -1,0 +1,94 @@
+"""The simulated van: a plausible route, valid NMEA, and a pty that reads like a receiver."""
+
+import os
+import time
+from datetime import UTC, datetime, timedelta
+
+import pynmea2
+import serial
+
+from firmware.simulator import DEMO_STOPS, NmeaFeeder, demo_day, demo_tour, epoch_sentences
+from telemetry.clock import ScaledClock
+from telemetry.config import default_config
+from telemetry.geo import distance_m
+from telemetry.tour import open_visit
+
+START = datetime(2026, 6, 1, 6, 45, tzinfo=UTC)
+
+
+def test_route_visits_all_seven_municipalities_and_returns():
+    r = demo_day(START)
+    munis = [leg.stop[1] for leg in r.stops()]
+    assert sorted(munis) == sorted(m for _, m, _, _ in DEMO_STOPS)
+    assert len(set(munis)) == 7
+    assert r.legs[0].a == r.legs[-1].b  # back at the depot
+    # Continuous: each leg starts where and when the previous ended.
+    for a, b in zip(r.legs, r.legs[1:], strict=False):
+        assert a.end == b.start and a.b == b.a
+    # Driving speed is plausible (straight-line speed below 45 km/h).
+    for leg in r.legs:
+        if leg.driving:
+            v = distance_m(*leg.a, *leg.b) / (leg.end - leg.start).total_seconds()
+            assert 5 < v < 12.5
+
+
+def test_route_positions_stand_still_at_stops_and_move_between():
+    r = demo_day(START)
+    stop = r.stops()[2]
+    s = r.at(stop.start + timedelta(minutes=3))
+    assert s.speed == 0 and s.stop == stop.stop
+    assert (s.lat, s.lon) == stop.stop[2:]
+    drive = r.legs[1]
+    mid = r.at(drive.start + (drive.end - drive.start) / 2)
+    assert mid.speed > 5 and mid.stop is None
+    assert distance_m(mid.lat, mid.lon, *drive.a) > 1000
+
+
+def test_demo_tour_makes_the_van_open_while_it_stands():
+    cfg = default_config()
+    r = demo_day(START)
+    tour_cfg = default_config({"tour": {"stops": demo_tour(r, cfg.tz)}})
+    stop = r.stops()[0]
+    v = open_visit(tour_cfg.tour, stop.start + timedelta(minutes=5), cfg.tz)
+    assert v is not None and v.stop.name == stop.stop[0]
+    assert open_visit(tour_cfg.tour, r.legs[1].start + timedelta(minutes=2), cfg.tz) is None
+
+
+def test_nmea_sentences_have_valid_checksums_and_values():
+    r = demo_day(START)
+    t = r.legs[1].start + timedelta(minutes=4)
+    state = r.at(t)
+    msgs = [pynmea2.parse(s.strip(), check=True) for s in epoch_sentences(t, state)]
+    gga, gsa, rmc = msgs
+    assert abs(gga.latitude - state.lat) < 1e-5 and abs(gga.longitude - state.lon) < 1e-5
+    assert gga.gps_qual == 1 and gsa.mode_fix_type == "3"
+    assert rmc.status == "A" and rmc.datestamp == t.date()
+    assert abs(rmc.spd_over_grnd * 0.514444 - state.speed) < 0.01
+    nofix = [pynmea2.parse(s.strip(), check=True) for s in epoch_sentences(t, None)]
+    assert nofix[0].gps_qual == 0 and nofix[2].status == "V"
+
+
+def test_feeder_writes_epochs_into_a_pty_and_survives_unplugging(tmp_path):
+    r = demo_day(START)
+    clock = ScaledClock(r.legs[1].start, speed=50)
+    feeder = NmeaFeeder(r, clock, tmp_path / "gps", cold_start_s=0).start()
+    try:
+        port = serial.serial_for_url(str(tmp_path / "gps"), timeout=0.2)
+        lines = []
+        deadline = time.monotonic() + 5
+        while len(lines) < 9 and time.monotonic() < deadline:
+            line = port.readline()
+            if line:
+                lines.append(line.decode().strip())
+        port.close()
+        assert len(lines) >= 9
+        types = [pynmea2.parse(x, check=True).sentence_type for x in lines[3:9]]
+        assert set(types) == {"GGA", "GSA", "RMC"}
+        feeder.unplug(sim_seconds=50)  # one real second at 50x
+        assert not os.path.exists(tmp_path / "gps")
+        deadline = time.monotonic() + 5
+        while not os.path.exists(tmp_path / "gps") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert os.path.exists(tmp_path / "gps"), "the port did not come back"
+    finally:
+        feeder.stop()
