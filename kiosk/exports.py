@@ -1,0 +1,146 @@
+"""CSV and XLSX files of report tables, the formats the funders' offices use.
+
+- CSV: UTF-8 with a byte order mark (so Excel shows umlauts right), comma-separated,
+  one header row with the column names, then the rows exactly as in the table; numbers
+  with a decimal point, dates as ``YYYY-MM-DD``. A text cell that starts with ``=``,
+  ``+``, ``-``, ``@`` or a tab gets a leading ``'`` so a spreadsheet never runs it as a
+  formula.
+- XLSX (openpyxl): sheet "Daten" holds the header row and the rows with real number and
+  date cells (text is always stored as text, never as a formula); sheet "Info" says what
+  the file is: report, period, van, created, public or internal, note.
+
+File names: ``vanbox-<report>-<period>[-<van>][-public].<ext>``, where the period is
+``2026-11-03`` (day), ``2026-W45`` (ISO week), ``2026-11`` (month) or ``2026`` (year),
+e.g. ``vanbox-stops-2026-11.csv``. "public" files have small cells suppressed and may
+leave the staff area; the others are internal.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable
+from datetime import date, datetime
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font
+from openpyxl.utils import get_column_letter
+
+CSV_MIME = "text/csv; charset=utf-8"
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+FORMATS = {"csv": CSV_MIME, "xlsx": XLSX_MIME}
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def period_slug(period) -> str:
+    """``2026-11-03`` / ``2026-W45`` / ``2026-11`` / ``2026`` for the period's start."""
+    d: date = period.start
+    if period.kind == "day":
+        return d.isoformat()
+    if period.kind == "week":
+        y, w, _ = d.isocalendar()
+        return f"{y}-W{w:02d}"
+    if period.kind == "month":
+        return f"{d.year}-{d.month:02d}"
+    if period.kind == "year":
+        return str(d.year)
+    raise ValueError(f"unknown period kind {period.kind!r}")
+
+
+def _safe(part: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", part).strip("-") or "x"
+
+
+def filename(
+    name: str, slug: str, ext: str, *, van: str | None = None, public: bool = False
+) -> str:
+    parts = ["vanbox", _safe(name), _safe(slug)]
+    if van:
+        parts.append(_safe(van))
+    if public:
+        parts.append("public")
+    return "-".join(parts) + "." + ext
+
+
+def _csv_cell(v):
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, datetime):
+        return v.isoformat(timespec="seconds")
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, str) and v.startswith(_FORMULA_START):
+        return "'" + v
+    return v
+
+
+def to_csv(columns: Iterable[str], rows: Iterable[tuple]) -> bytes:
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow([_csv_cell(c) for c in columns])
+    for r in rows:
+        w.writerow([_csv_cell(v) for v in r])
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+def table_csv(table) -> bytes:
+    return to_csv(table.columns, table.rows)
+
+
+def _xlsx_cell(ws, row: int, col: int, v) -> None:
+    if isinstance(v, datetime) and v.tzinfo is not None:
+        v = v.replace(tzinfo=None)  # Excel has no time zones: local wall time
+    cell = ws.cell(row=row, column=col, value=None if v is None else v)
+    if isinstance(v, str):
+        cell.data_type = "s"  # never a formula, whatever the text starts with
+    elif isinstance(v, datetime):
+        cell.number_format = "yyyy-mm-dd hh:mm"
+    elif isinstance(v, date):
+        cell.number_format = "yyyy-mm-dd"
+    elif isinstance(v, float) and not v.is_integer():
+        cell.number_format = "0.0##"
+
+
+def to_xlsx(
+    sheets: list[tuple[str, Iterable[str], Iterable[tuple]]], info: list[tuple[str, object]]
+) -> bytes:
+    """A workbook with one sheet per ``(title, columns, rows)`` and an "Info" sheet."""
+    wb = Workbook()
+    wb.remove(wb.active)
+    for title, columns, rows in sheets:
+        ws = wb.create_sheet(_safe_sheet(title))
+        columns = list(columns)
+        for j, c in enumerate(columns, 1):
+            _xlsx_cell(ws, 1, j, c)
+            ws.cell(row=1, column=j).font = Font(bold=True)
+        widths = [len(str(c)) for c in columns]
+        for i, r in enumerate(rows, 2):
+            for j, v in enumerate(r, 1):
+                _xlsx_cell(ws, i, j, v)
+                if j <= len(widths):
+                    widths[j - 1] = max(widths[j - 1], len(str(v)) if v is not None else 0)
+        for j, wdt in enumerate(widths, 1):
+            ws.column_dimensions[get_column_letter(j)].width = min(60, max(8, wdt + 2))
+        ws.freeze_panes = "A2"
+    ws = wb.create_sheet("Info")
+    for i, (k, v) in enumerate(info, 1):
+        _xlsx_cell(ws, i, 1, k)
+        ws.cell(row=i, column=1).font = Font(bold=True)
+        _xlsx_cell(ws, i, 2, v)
+        ws.cell(row=i, column=2).alignment = Alignment(wrap_text=True, vertical="top")
+    ws.column_dimensions["A"].width = 22
+    ws.column_dimensions["B"].width = 70
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def _safe_sheet(title: str) -> str:
+    return re.sub(r"[\[\]:*?/\\]", "-", title)[:31] or "Daten"
+
+
+def table_xlsx(table, info: list[tuple[str, object]]) -> bytes:
+    return to_xlsx([("Daten", table.columns, table.rows)], info)
