@@ -91,6 +91,7 @@ DEFAULTS: dict[str, Any] = {
         "rate_limit": 50.0,
         "outbox_max_rows": 200_000,
         "client_id": "",
+        "reconnect_max_s": 60.0,
     },
     "publish": {
         "parked_interval_s": 300.0,
@@ -361,6 +362,7 @@ def _build(d: dict[str, Any], source: str) -> Config:
     _num(mq, "mqtt", "keepalive", 5, 3600, integer=True)
     _num(mq, "mqtt", "rate_limit", 0.1, 10_000)
     _num(mq, "mqtt", "outbox_max_rows", 1000, 100_000_000, integer=True)
+    _num(mq, "mqtt", "reconnect_max_s", 1, 3600)
 
     pub = d["publish"]
     _num(pub, "publish", "parked_interval_s", 1, 86_400)
