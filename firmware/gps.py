@@ -48,6 +48,7 @@ _ONE_DAY = timedelta(days=1)
 # second time in an epoch starts the next epoch, even when it carries no time (receivers
 # without a fix often send empty time fields).
 _CYCLE_SENTENCES = frozenset({"GGA", "RMC", "GLL", "GNS", "VTG", "ZDA"})
+_JSON_DECIMALS = {"lat": 9, "lon": 9, "speed": 3}  # as gpsd prints them
 _MAX_LINE = 4096  # bytes; a "line" longer than this is noise
 
 
@@ -108,7 +109,7 @@ class Fix:
         for key in ("lat", "lon", "alt", "speed", "track", "hdop", "sats"):
             v = getattr(self, key)
             if v is not None:
-                out[key] = round(v, 9) if key in ("lat", "lon") else v
+                out[key] = round(v, _JSON_DECIMALS[key]) if key in _JSON_DECIMALS else v
         if self.suspect:
             out["suspect"] = True
         return out
