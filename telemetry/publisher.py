@@ -122,16 +122,19 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> 
 class TokenBucket:
     """``rate`` tokens per second, at most ``burst`` saved up."""
 
-    def __init__(self, rate: float, burst: float | None = None) -> None:
+    def __init__(
+        self, rate: float, burst: float | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.rate = float(rate)
         self.burst = max(1.0, float(rate if burst is None else burst))
+        self._clock = clock
         self._tokens = self.burst
-        self._t = time.monotonic()
+        self._t = clock()
 
     def _refill(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         self._tokens = min(self.burst, self._tokens + (now - self._t) * self.rate)
         self._t = now
 
