@@ -687,10 +687,8 @@ def _categories(name, metric, label, order, conn, p: Period, van, public, min_ce
     counts = _sum_by(m, metric)
     checkins = sum(_sum_by(m, "first").values())
     keys = [k for k in order if k in counts] + sorted(
-        (k for k in counts if k not in order), key=lambda k: -counts[k]
+        (k for k in counts if k not in order), key=lambda k: (-counts[k], k)
     )
-    if metric == "topic":
-        keys.sort(key=lambda k: -counts[k])
     rows = [[_label(metric, k), _int(counts[k]), _share(counts[k], checkins)] for k in keys]
     notes = []
     if metric == "topic":

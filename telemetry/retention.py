@@ -1,0 +1,159 @@
+"""Retention: fold raw events into daily aggregates, then delete the old raw events.
+
+The daily job (``vanbox prune``) does, in this order:
+
+1. **Fold** every complete local day (before today) whose aggregates are missing or stale
+   (``agg_days.state = 0``) into the ``aggregates`` table: the same metrics the reports
+   compute from raw rows (:func:`telemetry.reports.raw_metrics`), computed and written in
+   one transaction per batch of days, so a row arriving meanwhile waits for the next run.
+2. **Prune**: delete positions, footfall events and check-ins of the days before
+   ``today - retention_days`` (local days) and mark those days ``state = 2``: from then on
+   the reports read them from the aggregates only. Stop visits stay (they name the stops
+   the reports group by); unplanned ones older than the retention lose their exact place:
+   their coordinates are rounded to 0.01 degrees (about 1 km), as they may be home visits.
+   The outbox is never touched: an unsent row stays until the broker has it.
+
+Late rows for a day that was already pruned (a hub receiving a van's very old backlog)
+are ignored by the reports and deleted by the next run; they are older than the
+retention anyway.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+from .events import to_epoch
+from .reports import raw_metrics
+from .store import Store
+
+FOLD_BATCH_DAYS = 31
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    folded_days: int
+    pruned_days: int
+    positions: int
+    footfall: int
+    checkins: int
+    cutoff: str  # first local day kept
+
+    def summary(self) -> str:
+        return (
+            f"folded {self.folded_days} day(s); deleted {self.positions} positions,"
+            f" {self.footfall} footfall events and {self.checkins} check-ins from"
+            f" {self.pruned_days} day(s) before {self.cutoff}"
+        )
+
+
+def fold(store: Store, now: datetime, *, before: str | None = None) -> int:
+    """Fold every stale complete day (local day < today, or < ``before``) into the
+    aggregates. Returns the number of (van, day) pairs folded."""
+    limit = before or store.local(now).date().isoformat()
+    with store._lock:
+        todo = store._conn.execute(
+            "SELECT van, day FROM agg_days WHERE state = 0 AND day < ? ORDER BY van, day",
+            (limit,),
+        ).fetchall()
+    by_van: dict[str, list[str]] = defaultdict(list)
+    for van, day in todo:
+        by_van[van].append(day)
+    n = 0
+    for van, days in by_van.items():
+        for i in range(0, len(days), FOLD_BATCH_DAYS):
+            batch = days[i : i + FOLD_BATCH_DAYS]
+            with store.transaction() as conn:
+                marks = ",".join("?" * len(batch))
+                # Still stale inside the transaction? (nothing else can write meanwhile)
+                batch = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT day FROM agg_days WHERE van = ? AND state = 0"
+                        f" AND day IN ({marks})",
+                        (van, *batch),
+                    ).fetchall()
+                ]
+                if not batch:
+                    continue
+                _fold_batch(conn, van, batch)
+                n += len(batch)
+    return n
+
+
+def _fold_batch(conn, van: str, days: list[str]) -> None:
+    """Replace the aggregates of these days by the metrics of their raw rows (inside the
+    caller's write transaction) and mark them folded."""
+    marks = ",".join("?" * len(days))
+    rows = raw_metrics(conn, van, days)
+    conn.execute(f"DELETE FROM aggregates WHERE van = ? AND day IN ({marks})", (van, *days))
+    conn.executemany(
+        "INSERT INTO aggregates (metric, day, van, key, value) VALUES (?,?,?,?,?)", rows
+    )
+    conn.execute(f"UPDATE agg_days SET state = 1 WHERE van = ? AND day IN ({marks})", (van, *days))
+
+
+def cutoff_day(store: Store, retention_days: int, now: datetime) -> str:
+    """The first local day whose raw events are kept."""
+    return (store.local(now).date() - timedelta(days=retention_days)).isoformat()
+
+
+def prune(
+    store: Store, retention_days: int, now: datetime, *, dry_run: bool = False
+) -> PruneResult:
+    """Fold, then delete raw events older than ``retention_days`` (see module docstring).
+    With ``dry_run`` nothing is written; the result says what would be deleted."""
+    if retention_days < 1:
+        raise ValueError("retention_days must be at least 1")
+    cut = cutoff_day(store, retention_days, now)
+    cut_ts = to_epoch(datetime.combine(datetime.fromisoformat(cut).date(), time(), store.tz))
+    if dry_run:
+        with store._lock:
+            c = store._conn
+            stale = c.execute(
+                "SELECT count(*) FROM agg_days WHERE state = 0 AND day < ?",
+                (store.local(now).date().isoformat(),),
+            ).fetchone()[0]
+            days = c.execute(
+                "SELECT count(*) FROM agg_days WHERE state < 2 AND day < ?", (cut,)
+            ).fetchone()[0]
+            counts = [
+                c.execute(f"SELECT count(*) FROM {t} WHERE day < ?", (cut,)).fetchone()[0]
+                for t in ("positions", "footfall", "checkins")
+            ]
+        return PruneResult(stale, days, *counts, cut)
+    folded = fold(store, now)
+    with store.transaction() as conn:
+        # Whatever became stale since the fold (a row written meanwhile) is folded now,
+        # in the same transaction as the delete, so no raw row goes unaggregated.
+        late: dict[str, list[str]] = defaultdict(list)
+        for van, day in conn.execute(
+            "SELECT van, day FROM agg_days WHERE state = 0 AND day < ?", (cut,)
+        ).fetchall():
+            late[van].append(day)
+        for van, days in late.items():
+            _fold_batch(conn, van, days)
+        vans = [
+            r[0] for r in conn.execute("SELECT DISTINCT van FROM agg_days WHERE day < ?", (cut,))
+        ]
+        n_pos = n_ff = n_ci = 0
+        for van in vans:
+            n_pos += conn.execute(
+                "DELETE FROM positions WHERE van = ? AND ts < ?", (van, cut_ts)
+            ).rowcount
+            n_ff += conn.execute(
+                "DELETE FROM footfall WHERE van = ? AND day < ?", (van, cut)
+            ).rowcount
+            n_ci += conn.execute(
+                "DELETE FROM checkins WHERE van = ? AND day < ?", (van, cut)
+            ).rowcount
+        days = conn.execute(
+            "UPDATE agg_days SET state = 2 WHERE state = 1 AND day < ?", (cut,)
+        ).rowcount
+        conn.execute(
+            "UPDATE stop_visits SET lat = round(lat, 2), lon = round(lon, 2)"
+            " WHERE planned = 0 AND day < ? AND (lat != round(lat, 2) OR lon != round(lon, 2))",
+            (cut,),
+        )
+    return PruneResult(folded, days, n_pos, n_ff, n_ci, cut)
