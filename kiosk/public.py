@@ -1,5 +1,317 @@
-"""Placeholder: being written (see the issue tracker). Registers nothing yet."""
+"""The public live map: where is the van now, is it open, where next.
+
+Routes (registered by :func:`init_app`):
+
+- mode ``hub``: ``/`` every van, ``/van/<id>`` one van;
+- mode ``box``: ``/map`` this van only;
+- both: ``/api/public/vans`` and ``/api/public/vans/<id>``: exactly what the page shows,
+  as JSON (``{"vans": [...], "stops": [...], "today": "YYYY-MM-DD"}``), with an ETag so
+  the page can poll cheaply (``If-None-Match`` gets ``304 Not Modified``);
+- ``/public/leaflet/<file>``: Leaflet from the ``xstatic-leaflet`` package (no CDN).
+
+Everything shown goes through :func:`telemetry.privacy.public_view`. The page is
+rendered on the server (it works without JavaScript and without map tiles) and updated
+by ``static/public/public.js``. Its text is German with English as the fallback
+(``?lang=en`` or the browser's languages); it is deliberately not in the check-in's
+translation catalogs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, Flask, Response, abort, current_app, render_template, request
+
+from telemetry.privacy import known_vans, load_state, public_stops, public_view
+
+from . import appctx
+
+CLOCK_KEY = "vanbox_clock"  # an injected clock (demo, tests): views are not cached then
+CACHE_SECONDS = 2.0  # a view is rebuilt when the store changed, or at least this often
+POLL_MS = 1000
+
+TEXT: dict[str, dict[str, str]] = {
+    "de": {
+        "title": "Wo ist der Bus?",
+        "title_one": "Wo ist {name}?",
+        "intro": "Live-Karte des mobilen Beratungsbusses. Der Standort wird nur während der "
+        "Öffnungszeiten an den Haltestellen des Tourplans gezeigt.",
+        "show_list": "Nur Liste",
+        "show_map": "Karte zeigen",
+        "all_vans": "Alle Busse",
+        "map_label": "Karte mit Haltestellen und Bussen",
+        "no_tiles": "Die Kartenbilder sind gerade nicht erreichbar. Die Punkte zeigen die "
+        "Haltestellen; alles Wichtige steht auch in der Liste.",
+        "state_open": "Jetzt geöffnet",
+        "state_driving": "Unterwegs zur nächsten Haltestelle",
+        "state_away": "Unterwegs",
+        "state_offline": "Offline",
+        "open_at": "Jetzt hier",
+        "since": "seit {t} Uhr",
+        "until": "bis {t} Uhr",
+        "away_text": "Gerade nicht an einer Haltestelle. Der Standort wird nicht angezeigt.",
+        "driving_text": "Ungefährer Standort (auf einige Kilometer gerundet).",
+        "offline_text": "Keine Verbindung zum Bus. Die Haltestellen unten gelten trotzdem.",
+        "last_seen": "Zuletzt gesehen",
+        "never_seen": "Noch keine Daten",
+        "just_now": "gerade eben",
+        "minutes_ago": "vor {n} Minuten",
+        "minute_ago": "vor 1 Minute",
+        "hours_ago": "vor {n} Stunden",
+        "hour_ago": "vor 1 Stunde",
+        "days_ago": "vor {n} Tagen",
+        "next": "Nächste Haltestellen",
+        "no_next": "Keine Termine in den nächsten zwei Wochen.",
+        "today": "heute",
+        "tomorrow": "morgen",
+        "time_range": "{a}–{b} Uhr",
+        "no_vans": "Noch kein Bus hat sich gemeldet.",
+        "stale": "Verbindung zum Server unterbrochen, die Anzeige ist vielleicht nicht aktuell.",
+        "privacy": "Kein Verlauf, keine Besucherdaten: Diese Seite zeigt nur, wo der Bus "
+        "gerade geöffnet hat.",
+        "weekdays": "Mo,Di,Mi,Do,Fr,Sa,So",
+    },
+    "en": {
+        "title": "Where is the van?",
+        "title_one": "Where is {name}?",
+        "intro": "Live map of the mobile counselling van. Its position is shown only during "
+        "opening hours at the stops of the tour plan.",
+        "show_list": "List only",
+        "show_map": "Show map",
+        "all_vans": "All vans",
+        "map_label": "Map with stops and vans",
+        "no_tiles": "The map images cannot be loaded right now. The dots are the stops; "
+        "everything important is in the list too.",
+        "state_open": "Open now",
+        "state_driving": "On the way to the next stop",
+        "state_away": "On the road",
+        "state_offline": "Offline",
+        "open_at": "Here now",
+        "since": "since {t}",
+        "until": "until {t}",
+        "away_text": "Not at a stop right now. Its position is not shown.",
+        "driving_text": "Approximate position (rounded to a few kilometres).",
+        "offline_text": "No connection to the van. The stops below still apply.",
+        "last_seen": "Last seen",
+        "never_seen": "No data yet",
+        "just_now": "just now",
+        "minutes_ago": "{n} minutes ago",
+        "minute_ago": "1 minute ago",
+        "hours_ago": "{n} hours ago",
+        "hour_ago": "1 hour ago",
+        "days_ago": "{n} days ago",
+        "next": "Next stops",
+        "no_next": "No dates in the next two weeks.",
+        "today": "today",
+        "tomorrow": "tomorrow",
+        "time_range": "{a}–{b}",
+        "no_vans": "No van has reported yet.",
+        "stale": "Lost the connection to the server; this may be out of date.",
+        "privacy": "No history, no visitor data: this page only shows where the van is "
+        "open right now.",
+        "weekdays": "Mon,Tue,Wed,Thu,Fri,Sat,Sun",
+    },
+}
 
 
-def init_app(app) -> None:
-    return None
+def _lang() -> str:
+    asked = request.args.get("lang", "")
+    if asked in TEXT:
+        return asked
+    return request.accept_languages.best_match(list(TEXT), default="de") or "de"
+
+
+def _now() -> datetime:
+    return appctx.now()
+
+
+def _vans() -> list[str]:
+    if appctx.mode() == "box":
+        return [appctx.config().van["id"]]
+    return known_vans(appctx.store())
+
+
+# --- the cached public payload ----------------------------------------------------------
+
+_local = threading.local()
+
+
+def _payload(van: str | None) -> tuple[dict[str, Any], bytes, str]:
+    """The public payload for one van (or all), its JSON bytes and ETag. Rebuilt when the
+    store has changed since (``PRAGMA data_version`` of this thread's reader), or after
+    ``CACHE_SECONDS`` (opening hours begin and end without any data changing)."""
+    st, cfg = appctx.store(), appctx.config()
+    cache = getattr(_local, "cache", None)
+    if cache is None or cache[0] is not st:
+        cache = _local.cache = (st, {})
+    entries: dict = cache[1]
+    conn = st.reader()
+    version = conn.execute("PRAGMA data_version").fetchone()[0]
+    hit = entries.get(van)
+    mono = time.monotonic()
+    if (
+        hit is not None
+        and hit[0] == version
+        and mono - hit[1] < CACHE_SECONDS
+        and CLOCK_KEY not in current_app.extensions
+    ):
+        return hit[2], hit[3], hit[4]
+    now = _now()
+    box = appctx.mode() == "box"
+    vans = _vans() if van is None else [van]
+    views = [public_view(cfg, load_state(st, v, box=box), now) for v in vans]
+    data = {
+        "today": now.astimezone(cfg.tz).date().isoformat(),
+        "vans": views,
+        "stops": public_stops(cfg),
+    }
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    etag = hashlib.blake2b(body, digest_size=12).hexdigest()
+    entries[van] = (version, mono, data, body, etag)
+    return data, body, etag
+
+
+def _json_response(body: bytes, etag: str) -> Response:
+    quoted = f'"{etag}"'
+    headers = {"ETag": quoted, "Cache-Control": "no-cache", "Vary": "Accept-Language"}
+    if quoted in request.headers.get("If-None-Match", ""):
+        return Response(status=304, headers=headers)
+    return Response(body, mimetype="application/json", headers=headers)
+
+
+def _known(van: str) -> None:
+    if van not in _vans():
+        abort(404)
+
+
+# --- routes -----------------------------------------------------------------------------
+
+
+def api_vans():
+    _, body, etag = _payload(None)
+    return _json_response(body, etag)
+
+
+def api_van(van: str):
+    _known(van)
+    _, body, etag = _payload(van)
+    return _json_response(body, etag)
+
+
+def leaflet(filename: str):
+    import xstatic.pkg.leaflet as leaflet_pkg
+    from flask import send_from_directory
+
+    return send_from_directory(leaflet_pkg.BASE_DIR, filename, max_age=7 * 86400)
+
+
+def _page(van: str | None):
+    cfg = appctx.config()
+    lang = _lang()
+    t = TEXT[lang]
+    data, _, etag = _payload(van)
+    if van is None:
+        api = "/api/public/vans"
+        title = t["title"]
+    else:
+        api = f"/api/public/vans/{van}"
+        title = t["title_one"].format(name=data["vans"][0]["name"])
+    client = {
+        "api": api,
+        "etag": etag,
+        "poll_ms": POLL_MS,
+        "lang": lang,
+        "text": t,
+        "tile_url": cfg.hub["tile_url"],
+        "tile_attribution": cfg.hub["tile_attribution"],
+        "hub": appctx.mode() == "hub",
+        "one": van is not None,
+        "data": data,
+    }
+    html = render_template(
+        "public/map.html",
+        t=t,
+        lang=lang,
+        title=title,
+        data=data,
+        client=client,
+        list_only=request.args.get("view") == "list",
+        hub=appctx.mode() == "hub",
+        one=van is not None,
+        now=_now(),
+        fmt=Formatter(t, data["today"], _now()),
+    )
+    return Response(html, headers={"Cache-Control": "no-cache", "Vary": "Accept-Language"})
+
+
+class Formatter:
+    """The same wording the page's JavaScript uses, for the first (server) render."""
+
+    def __init__(self, t: dict[str, str], today: str, now: datetime) -> None:
+        self.t, self.today, self.now = t, today, now
+
+    def ago(self, iso: str | None) -> str:
+        if not iso:
+            return self.t["never_seen"]
+        then = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+        m = max(0, int((self.now - then).total_seconds() // 60))
+        if m < 1:
+            return self.t["just_now"]
+        if m < 60:
+            return self.t["minute_ago"] if m == 1 else self.t["minutes_ago"].format(n=m)
+        h = m // 60
+        if h < 48:
+            return self.t["hour_ago"] if h == 1 else self.t["hours_ago"].format(n=h)
+        return self.t["days_ago"].format(n=h // 24)
+
+    def day(self, iso: str) -> str:
+        from datetime import date, timedelta
+
+        d = date.fromisoformat(iso[:10])
+        today = date.fromisoformat(self.today)
+        if d == today:
+            return self.t["today"]
+        if d == today + timedelta(days=1):
+            return self.t["tomorrow"]
+        return f"{self.t['weekdays'].split(',')[d.weekday()]} {d.day}.{d.month}."
+
+    def hm(self, iso: str | None) -> str:
+        return iso[11:16] if iso else ""
+
+
+def hub_index():
+    return _page(None)
+
+
+def hub_van(van: str):
+    _known(van)
+    return _page(van)
+
+
+def box_map():
+    return _page(appctx.config().van["id"])
+
+
+_ROUTES = [
+    ("/api/public/vans", "api_vans", api_vans, ("hub", "box")),
+    ("/api/public/vans/<van>", "api_van", api_van, ("hub", "box")),
+    ("/public/leaflet/<path:filename>", "leaflet", leaflet, ("hub", "box")),
+    ("/", "hub_index", hub_index, ("hub",)),
+    ("/van/<van>", "hub_van", hub_van, ("hub",)),
+    ("/map", "box_map", box_map, ("box",)),
+]
+
+
+def init_app(app: Flask) -> None:
+    """Register the public routes of the app's mode (the box's ``/`` is the check-in)."""
+    mode = app.config["VANBOX_MODE"]
+    bp = Blueprint("public", __name__)
+    for rule, endpoint, view, modes in _ROUTES:
+        if mode in modes:
+            bp.add_url_rule(rule, endpoint, view, methods=["GET"])
+    app.register_blueprint(bp)

@@ -1,0 +1,216 @@
+/* The public live map: draws the stops and vans, polls the public API with an ETag and
+   re-renders the list. Works without map tiles (the stops give the bearings) and, for
+   the list, without this script at all (the server renders it first). */
+(function () {
+  "use strict";
+  var cfg = JSON.parse(document.getElementById("public-config").textContent);
+  var T = cfg.text;
+  var data = cfg.data;
+  var etag = cfg.etag;
+  var skewMs = 0; // server clock minus this clock, from the Date header
+  var state = { map: null, markers: {}, circles: {}, stops: [], fitted: false, polls: 0 };
+  window.vanboxPublic = state;
+
+  function esc(s) {
+    return String(s == null ? "" : s).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+  function fmt(s, k, v) { return s.replace("{" + k + "}", v); }
+  function hm(iso) { return iso ? iso.substr(11, 5) : ""; }
+  function day(iso) {
+    var d = iso.substr(0, 10);
+    if (d === data.today) return T.today;
+    var p = d.split("-"), t = data.today.split("-");
+    var dt = Date.UTC(+p[0], +p[1] - 1, +p[2]);
+    var today = Date.UTC(+t[0], +t[1] - 1, +t[2]);
+    if (dt - today === 86400000) return T.tomorrow;
+    var wd = (new Date(dt).getUTCDay() + 6) % 7; // Monday = 0
+    return T.weekdays.split(",")[wd] + " " + (+p[2]) + "." + (+p[1]) + ".";
+  }
+  function ago(iso) {
+    if (!iso) return T.never_seen;
+    var m = Math.max(0, Math.floor((Date.now() + skewMs - Date.parse(iso)) / 60000));
+    if (m < 1) return T.just_now;
+    if (m < 60) return m === 1 ? T.minute_ago : fmt(T.minutes_ago, "n", m);
+    var h = Math.floor(m / 60);
+    if (h < 48) return h === 1 ? T.hour_ago : fmt(T.hours_ago, "n", h);
+    return fmt(T.days_ago, "n", Math.floor(h / 24));
+  }
+
+  function card(v) {
+    var name = cfg.hub && !cfg.one
+      ? '<a href="/van/' + encodeURIComponent(v.van) + "?lang=" + cfg.lang + '">' + esc(v.name) + "</a>"
+      : esc(v.name);
+    var h = '<article class="van state-' + esc(v.state) + '" data-van="' + esc(v.van) + '">';
+    h += "<header><h2>" + name + '</h2><span class="badge">' + esc(T["state_" + v.state]) + "</span></header>";
+    if (v.state === "open") {
+      h += '<p class="where"><strong>' + esc(v.stop.name) + '</strong> <span class="muni">(' +
+        esc(v.stop.municipality) + ")</span></p>";
+      h += '<p class="hours">' + esc(fmt(T.since, "t", hm(v.open_since))) + " · " +
+        esc(fmt(T.until, "t", hm(v.open_until))) + "</p>";
+    } else {
+      h += '<p class="where">' + esc(T[v.state + "_text"]) + "</p>";
+    }
+    h += '<p class="seen">' + esc(T.last_seen) + ': <time class="ago" datetime="' +
+      esc(v.last_seen || "") + '">' + esc(ago(v.last_seen)) + "</time></p>";
+    h += "<h3>" + esc(T.next) + "</h3>";
+    if (v.next.length) {
+      h += '<ul class="next">';
+      v.next.forEach(function (n) {
+        h += '<li><span class="when">' + esc(day(n.start)) + ", " +
+          esc(fmt(fmt(T.time_range, "a", hm(n.start)), "b", hm(n.end))) +
+          '</span> <span class="stop">' + esc(n.name) + "</span></li>";
+      });
+      h += "</ul>";
+    } else {
+      h += "<p>" + esc(T.no_next) + "</p>";
+    }
+    return h + "</article>";
+  }
+
+  function renderList() {
+    var el = document.getElementById("vans");
+    el.innerHTML = data.vans.length ? data.vans.map(card).join("") :
+      '<p class="empty">' + esc(T.no_vans) + "</p>";
+  }
+
+  function refreshAgo() {
+    var times = document.querySelectorAll("time.ago");
+    for (var i = 0; i < times.length; i++) {
+      times[i].textContent = ago(times[i].getAttribute("datetime"));
+    }
+  }
+
+  // --- map ---------------------------------------------------------------------------
+
+  function initMap() {
+    if (typeof L === "undefined" || document.body.classList.contains("list-only")) return;
+    var map = L.map("map", { zoomSnap: 0.5, scrollWheelZoom: false });
+    state.map = map;
+    if (cfg.tile_url) {
+      var tiles = L.tileLayer(cfg.tile_url, { attribution: cfg.tile_attribution, maxZoom: 18 });
+      tiles.on("tileerror", function () {
+        document.getElementById("no-tiles").hidden = false;
+        document.body.classList.add("no-tiles");
+      });
+      tiles.on("tileload", function () {
+        document.getElementById("no-tiles").hidden = true;
+        document.body.classList.remove("no-tiles");
+      });
+      tiles.addTo(map);
+    } else {
+      document.body.classList.add("no-tiles");
+    }
+    data.stops.forEach(function (s) {
+      var m = L.circleMarker([s.lat, s.lon], {
+        radius: 6, color: "#4a4a4a", weight: 2, fillColor: "#ffffff", fillOpacity: 1,
+      }).addTo(map);
+      m.bindTooltip(esc(s.name), { permanent: true, direction: "right", className: "stop-label",
+        offset: [8, 0] });
+      state.stops.push(m);
+    });
+    updateMap();
+  }
+
+  function vanIcon(v) {
+    return L.divIcon({
+      className: "van-pin-wrap",
+      html: '<span class="van-pin state-' + esc(v.state) + '">' + esc(v.name) + "</span>",
+      iconSize: null,
+      iconAnchor: [0, 0],
+    });
+  }
+
+  function updateMap() {
+    var map = state.map;
+    if (!map) return;
+    var seen = {};
+    data.vans.forEach(function (v) {
+      if (!v.position) return;
+      seen[v.van] = true;
+      var ll = [v.position.lat, v.position.lon];
+      var mk = state.markers[v.van];
+      if (mk) {
+        mk.setLatLng(ll);
+        mk.setIcon(vanIcon(v));
+      } else {
+        mk = state.markers[v.van] = L.marker(ll, { icon: vanIcon(v), keyboard: false,
+          title: v.name, zIndexOffset: 1000 }).addTo(map);
+      }
+      var c = state.circles[v.van];
+      if (v.position.coarse) {
+        if (c) { c.setLatLng(ll); c.setRadius(v.position.radius_m); }
+        else {
+          state.circles[v.van] = L.circle(ll, { radius: v.position.radius_m, color: "#1f5fa8",
+            weight: 1, fillOpacity: 0.12 }).addTo(map);
+        }
+      } else if (c) { map.removeLayer(c); delete state.circles[v.van]; }
+    });
+    Object.keys(state.markers).forEach(function (k) {
+      if (!seen[k]) {
+        map.removeLayer(state.markers[k]);
+        delete state.markers[k];
+        if (state.circles[k]) { map.removeLayer(state.circles[k]); delete state.circles[k]; }
+      }
+    });
+    if (!state.fitted) {
+      var pts = data.stops.map(function (s) { return [s.lat, s.lon]; });
+      data.vans.forEach(function (v) { if (v.position) pts.push([v.position.lat, v.position.lon]); });
+      if (pts.length) map.fitBounds(pts, { padding: [40, 40], maxZoom: 14 });
+      else map.setView([52.3, 10.23], 10);
+      state.fitted = true;
+    }
+  }
+
+  // --- polling -------------------------------------------------------------------------
+
+  var failures = 0;
+  function poll() {
+    var headers = {};
+    if (etag) headers["If-None-Match"] = '"' + etag + '"';
+    fetch(cfg.api, { headers: headers, cache: "no-store" }).then(function (r) {
+      var date = r.headers.get("Date");
+      if (date) skewMs = Date.parse(date) - Date.now();
+      if (r.status === 304) return null;
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      var tag = r.headers.get("ETag");
+      etag = tag ? tag.replace(/^W\//, "").replace(/"/g, "") : null;
+      return r.json();
+    }).then(function (fresh) {
+      failures = 0;
+      state.polls++;
+      document.getElementById("stale").hidden = true;
+      if (fresh) {
+        data = fresh;
+        renderList();
+        updateMap();
+      } else {
+        refreshAgo();
+      }
+    }).catch(function () {
+      failures++;
+      document.getElementById("stale").hidden = failures < 3;
+    }).then(function () {
+      var wait = Math.min(cfg.poll_ms * Math.pow(2, Math.min(failures, 4)), 15000);
+      setTimeout(poll, document.hidden ? Math.max(wait, 10000) : wait);
+    });
+  }
+
+  document.addEventListener("visibilitychange", function () { if (!document.hidden) refreshAgo(); });
+  var toggles = document.querySelectorAll("a.toggle");
+  for (var i = 0; i < toggles.length; i++) {
+    toggles[i].addEventListener("click", function (e) {
+      e.preventDefault();
+      var list = this.getAttribute("data-view") === "list";
+      document.body.classList.toggle("list-only", list);
+      history.replaceState(null, "", list ? "?view=list&lang=" + cfg.lang : "?lang=" + cfg.lang);
+      if (!list && !state.map) initMap();
+      else if (!list && state.map) state.map.invalidateSize();
+    });
+  }
+  renderList();
+  initMap();
+  setInterval(refreshAgo, 15000);
+  setTimeout(poll, cfg.poll_ms);
+})();
