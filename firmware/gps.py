@@ -662,6 +662,8 @@ class GpsReader:
         self.reconnects = 0
         self.last_error: str | None = None
         self._stop = threading.Event()
+        self._lock = threading.RLock()
+        self.epochs = 0
         self._thread: threading.Thread | None = None
         self._port: Any = None
 
@@ -740,20 +742,34 @@ class GpsReader:
             self.last_fix, self.last_fix_monotonic = fix, now
             if fix.mode >= 2 and not fix.suspect:
                 self.last_position_fix, self.last_position_monotonic = fix, now
+            self.epochs += 1
             try:
                 self.on_fix(fix)
             except Exception:  # noqa: BLE001 - a consumer bug must not stop the GPS
                 log.exception("GPS: on_fix failed for %s", fix)
 
     def _feed(self, line: bytes) -> None:
-        self.lines_read += 1
-        self.last_line_monotonic = time.monotonic()
-        bad_before, ok_before = self.decoder.bad, self.decoder.sentences
-        fixes = self.decoder.feed(line)
-        if self.decoder.bad != bad_before or (self.decoder.sentences == ok_before and line.strip()):
-            self.bad_lines += 1
-        if fixes:
-            self._emit(fixes)
+        with self._lock:
+            bad_before, ok_before = self.decoder.bad, self.decoder.sentences
+            fixes = self.decoder.feed(line)
+            if self.decoder.bad != bad_before or (
+                self.decoder.sentences == ok_before and line.strip()
+            ):
+                self.bad_lines += 1
+            if fixes:
+                self._emit(fixes)
+            self.lines_read += 1
+            self.last_line_monotonic = time.monotonic()
+
+    def _flush(self) -> None:
+        with self._lock:
+            self._emit(self.decoder.flush())
+
+    def settled(self) -> bool:
+        """True when every line read so far has been decoded and reported: no epoch is
+        waiting for its end (for tests and status displays)."""
+        with self._lock:
+            return not self.decoder.pending
 
     def _run(self) -> None:
         import serial
@@ -780,13 +796,13 @@ class GpsReader:
                 if buf.strip():
                     self._feed(buf)
                 buf = b""
-                self._emit(self.decoder.flush())
+                self._flush()
                 self._stop.wait(self.reopen_s)
                 continue
             now = time.monotonic()
             if not data:
                 if self.decoder.pending and now - last_data >= self.idle_flush_s:
-                    self._emit(self.decoder.flush())
+                    self._flush()
                 continue
             last_data = now
             buf += data
