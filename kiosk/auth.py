@@ -17,7 +17,8 @@ Failures are counted per login name (known or not, compared case-insensitively) 
 memory of the web process: ``staff.max_failures`` failures within
 ``staff.lockout_minutes`` lock that name for ``staff.lockout_minutes`` after the last
 failure; a restart forgets them. A session ends after ``staff.session_minutes`` without a
-request. Every POST in the staff area must carry the session's CSRF token.
+request (sessions live in the web process's memory: logging out, a timeout or a restart
+ends them for good). Every POST in the staff area must carry the session's CSRF token.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ MAX_PASSWORD_LENGTH = 1024
 EXT_KEY = "vanbox_staff_auth"
 
 # Session keys, prefixed so they cannot clash with the kiosk's own session data.
-S_USER, S_SEEN, S_CSRF, S_PWID = "staff_user", "staff_seen", "staff_csrf", "staff_pwid"
+S_SID, S_CSRF = "staff_sid", "staff_csrf"
 CSRF_FIELD = "csrf_token"
 
 
@@ -306,6 +307,59 @@ class Lockout:
             self._fails.pop(self.key(name), None)
 
 
+# --- sessions --------------------------------------------------------------------------
+
+
+@dataclass
+class _Session:
+    user: str
+    pwid: str
+    seen: float
+
+
+class Sessions:
+    """Open staff sessions, kept in the web process's memory. The browser's (signed)
+    cookie only carries a random session id, so a logout or a timeout ends the session
+    for good: an old copy of the cookie is worth nothing. A restart logs everybody out."""
+
+    MAX_SESSIONS = 1000
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._open: dict[str, _Session] = {}
+        self._lock = threading.Lock()
+
+    def create(self, user: str, pwid: str, now: float) -> str:
+        sid = secrets.token_urlsafe(32)
+        with self._lock:
+            for k in [k for k, v in self._open.items() if now - v.seen > self.timeout_s]:
+                del self._open[k]
+            while len(self._open) >= self.MAX_SESSIONS:  # the least recently used goes
+                del self._open[min(self._open, key=lambda k: self._open[k].seen)]
+            self._open[sid] = _Session(user, pwid, now)
+        return sid
+
+    def touch(self, sid: str, now: float) -> tuple[_Session | None, str]:
+        """The session and "" if it is valid (its idle time starts again); else
+        (None, "expired") or (None, "") for an unknown id."""
+        with self._lock:
+            s = self._open.get(sid)
+            if s is None:
+                return None, ""
+            if now - s.seen > self.timeout_s or now < s.seen - 60:
+                del self._open[sid]
+                return None, "expired"
+            s.seen = now
+            return s, ""
+
+    def drop(self, sid: str) -> None:
+        with self._lock:
+            self._open.pop(sid, None)
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+
 # --- Flask glue ------------------------------------------------------------------------
 
 
@@ -313,14 +367,14 @@ class Lockout:
 class StaffAuth:
     users: Users
     lockout: Lockout
-    session_s: float
+    sessions: Sessions
 
 
 def init_app(app, staff_cfg: dict) -> StaffAuth:
     auth = StaffAuth(
         users=Users(staff_cfg["passwd_file"]),
         lockout=Lockout(staff_cfg["max_failures"], staff_cfg["lockout_minutes"] * 60.0),
-        session_s=staff_cfg["session_minutes"] * 60.0,
+        sessions=Sessions(staff_cfg["session_minutes"] * 60.0),
     )
     app.extensions[EXT_KEY] = auth
     return auth
@@ -356,8 +410,8 @@ class LoginResult:
 
 
 def attempt_login(name: str, password: str) -> LoginResult:
-    """Check the name and password against the lockout and the file; on success the
-    session is renewed for this login (new CSRF token)."""
+    """Check the name and password against the lockout and the file; on success a new
+    session starts for this login (new session id, new CSRF token)."""
     auth = get_auth()
     now = clock()
     until = auth.lockout.locked_until(name, now)
@@ -369,33 +423,31 @@ def attempt_login(name: str, password: str) -> LoginResult:
         return LoginResult(False, auth.lockout.locked_until(name, now))
     auth.lockout.success(name)
     logout()
-    session[S_USER] = name
-    session[S_PWID] = _pwid(hash_)
-    session[S_SEEN] = now
+    session[S_SID] = auth.sessions.create(name, _pwid(hash_), now)
     session[S_CSRF] = secrets.token_urlsafe(32)
     return LoginResult(True)
 
 
 def logout() -> None:
-    for k in (S_USER, S_SEEN, S_CSRF, S_PWID):
-        session.pop(k, None)
+    sid = session.pop(S_SID, None)
+    if sid:
+        get_auth().sessions.drop(sid)
+    session.pop(S_CSRF, None)
 
 
 def current_user() -> tuple[str | None, str]:
-    """(login name or None, why not: "" | "expired" | "changed"). Touches the session
-    (idle timeout starts again) when the login is valid."""
-    name = session.get(S_USER)
-    if not name:
+    """(login name or None, why not: "" | "expired" | "changed"). A valid session's idle
+    time starts again."""
+    sid = session.get(S_SID)
+    if not sid:
         return None, ""
     auth = get_auth()
-    now = clock()
-    seen = session.get(S_SEEN)
-    if not isinstance(seen, int | float) or now - seen > auth.session_s or now < seen - 60:
+    s, why = auth.sessions.touch(sid, clock())
+    if s is None:
         logout()
-        return None, "expired"
-    hash_ = auth.users.get(name)
-    if hash_ is None or not hmac.compare_digest(session.get(S_PWID, ""), _pwid(hash_)):
+        return None, why
+    hash_ = auth.users.get(s.user)
+    if hash_ is None or not hmac.compare_digest(s.pwid, _pwid(hash_)):
         logout()
         return None, "changed"
-    session[S_SEEN] = now
-    return name, ""
+    return s.user, ""

@@ -11,7 +11,7 @@ Suppressed cells of public tables (text such as ``"<3"``) are drawn as gaps.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import date, datetime
 from numbers import Real
 
@@ -47,6 +47,7 @@ STYLE = Style(
     major_guide_stroke_color="#999",
 )
 KINDS = ("bar", "line", "pie", "none")
+TOTAL_LABELS = frozenset({"Total"})
 NO_DATA = "Keine Daten"
 
 _SCRIPT = re.compile(r"<script\b.*?</script>", re.S)
@@ -57,10 +58,16 @@ def _is_number(v) -> bool:
     return isinstance(v, Real) and not isinstance(v, bool)
 
 
-def split_columns(table) -> tuple[int, list[int]]:
-    """(index of the label column, indexes of the numeric series columns)."""
+def split_columns(table, series: Sequence[str] | None = None) -> tuple[int, list[int]]:
+    """(index of the label column, indexes of the series columns). ``series`` names the
+    columns to draw; without it every numeric column that is not a share is drawn."""
     cols = list(table.columns)
     rows = table.rows
+    if series:
+        wanted = [cols.index(c) for c in series if c in cols]
+        if wanted:
+            label = next((i for i in range(len(cols)) if i not in wanted), 0)
+            return label, wanted
     numeric = []
     label = None
     for i in range(len(cols)):
@@ -100,25 +107,40 @@ def _value(v) -> float | None:
     return float(v) if _is_number(v) else None
 
 
-def chart_for(table, *, width: int = 760, height: int = 380):
-    """The pygal chart object for this table (None for ``chart == "none"``)."""
+def _same(s: str) -> str:
+    return s
+
+
+def chart_for(
+    table,
+    *,
+    width: int = 760,
+    height: int = 380,
+    series: Sequence[str] | None = None,
+    skip: Collection[str] = TOTAL_LABELS,
+    translate: Callable[[str], str] = _same,
+):
+    """The pygal chart object for this table (None for ``chart == "none"``). Rows whose
+    label is in ``skip`` (total rows) are left out; ``translate`` maps labels and column
+    names to what the reader sees."""
     kind = table.chart
     if kind not in KINDS:
         raise ValueError(f"unknown chart kind {kind!r}; use one of {KINDS}")
     if kind == "none":
         return None
-    label_i, series = split_columns(table)
-    labels = [_label(r[label_i]) for r in table.rows]
+    label_i, series_i = split_columns(table, series)
+    rows = [r for r in table.rows if not (isinstance(r[label_i], str) and r[label_i] in skip)]
+    labels = [translate(_label(r[label_i])) for r in rows]
     common = dict(
         style=STYLE, width=width, height=height, js=[], disable_xml_declaration=True,
         no_data_text=NO_DATA, legend_at_bottom=True, truncate_legend=40, margin=12,
-        show_legend=len(series) > 1 or kind == "pie", pretty_print=False,
+        show_legend=len(series_i) > 1 or kind == "pie", pretty_print=False,
     )  # fmt: skip
     if kind == "pie":
         chart = pygal.Pie(inner_radius=0.4, print_values=True, print_zeroes=False, **common)
-        if series:
-            for name, row in zip(labels, table.rows, strict=True):
-                value = _value(row[series[0]])
+        if series_i:
+            for name, row in zip(labels, rows, strict=True):
+                value = _value(row[series_i[0]])
                 if value:
                     chart.add(name, value)
         return chart
@@ -127,30 +149,30 @@ def chart_for(table, *, width: int = 760, height: int = 380):
         chart = pygal.Line(
             show_dots=len(labels) <= 40, x_label_rotation=-45 if len(labels) > 16 else 0,
             show_minor_x_labels=len(labels) <= 31, x_labels_major_every=max(1, len(labels) // 12),
-            fill=len(series) == 1, **common,
+            fill=len(series_i) == 1, **common,
         )  # fmt: skip
     elif horizontal:
-        height = max(height, 90 + 26 * len(labels) * max(1, len(series)))
+        height = max(height, 90 + 26 * len(labels) * max(1, len(series_i)))
         common["height"] = height
-        chart = pygal.HorizontalBar(print_values=len(series) == 1, **common)
+        chart = pygal.HorizontalBar(print_values=len(series_i) == 1, **common)
     else:
         chart = pygal.Bar(
-            print_values=len(series) == 1 and len(labels) <= 24,
+            print_values=len(series_i) == 1 and len(labels) <= 24,
             x_label_rotation=-30 if len(labels) > 8 else 0, **common,
         )  # fmt: skip
-    rows = list(table.rows)
     if horizontal:
         # HorizontalBar draws the first label at the bottom; reverse to read like the table.
         labels, rows = labels[::-1], rows[::-1]
     chart.x_labels = labels
-    for i in series:
-        chart.add(table.columns[i], [_value(r[i]) for r in rows])
+    for i in series_i:
+        chart.add(translate(table.columns[i]), [_value(r[i]) for r in rows])
     return chart
 
 
-def render(table, *, width: int = 760, height: int = 380, title: str | None = None) -> str:
-    """One inline ``<svg>`` element ("" for a table without a chart)."""
-    chart = chart_for(table, width=width, height=height)
+def render(table, *, title: str | None = None, **kw) -> str:
+    """One inline ``<svg>`` element ("" for a table without a chart); keyword arguments
+    as for :func:`chart_for`."""
+    chart = chart_for(table, **kw)
     if chart is None:
         return ""
     svg = chart.render(is_unicode=True)

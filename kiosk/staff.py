@@ -1,5 +1,580 @@
-"""Placeholder: being written (see the issue tracker). Registers nothing yet."""
+"""The staff area at ``/staff`` (box and hub): login, today at a glance, reports for any
+day/week/month/year with an SVG chart and a table each, CSV/XLSX exports and the annual
+report for the funders (made for printing).
+
+Every page needs a login (:mod:`kiosk.auth`); without one, pages redirect to the login
+form and exports and charts answer 401. Every POST carries the session's CSRF token.
+Every response under ``/staff`` says ``Cache-Control: no-store``.
+
+URLs (query: ``p`` = day|week|month|year, ``d`` = a date in the period (YYYY-MM-DD),
+``van`` = one van's id or empty for all):
+
+- ``/staff/`` today at a glance (refreshes itself every minute)
+- ``/staff/reports/<name>?p=&d=&van=`` one report: chart, table, export links
+- ``/staff/reports/<name>.svg?...`` the chart alone
+- ``/staff/export/<name>.<csv|xlsx>?p=&d=&van=[&public=1]`` the table as a file;
+  ``public=1`` suppresses cells below ``privacy.min_cell`` (for outside the staff area)
+- ``/staff/annual?year=&van=`` the annual report (public figures: small cells suppressed);
+  ``/staff/annual.<csv|xlsx>`` the same as a file
+- ``/staff/login`` (GET, POST), ``/staff/logout`` (POST)
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+from numbers import Real
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from markupsafe import Markup
+
+from . import appctx, auth, charts, exports
+
+bp = Blueprint(
+    "staff",
+    __name__,
+    url_prefix="/staff",
+    static_folder="static/staff",
+    static_url_path="/static",
+)
+
+PERIOD_KINDS = {"day": "Tag", "week": "Woche", "month": "Monat", "year": "Jahr"}
+DEFAULT_KIND = "month"
+REFRESH_S = 60
+OPEN_ENDPOINTS = ("staff.login", "staff.static")
+FILE_ENDPOINTS = ("staff.export", "staff.chart_svg", "staff.annual_export")
+WEEKDAYS_DE = ("Mo", "Di", "Mi", "Do", "Fr", "Sa", "So")
+MONTHS_DE = (
+    "Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September",
+    "Oktober", "November", "Dezember",
+)  # fmt: skip
 
 
-def init_app(app) -> None:
+def _reports():
+    from telemetry import reports
+
+    return reports
+
+
+# --- guard and headers -----------------------------------------------------------------
+
+
+@bp.before_request
+def _guard():
+    if request.endpoint == "staff.static":
+        return None
+    if request.method == "POST" and not auth.csrf_ok(request.form.get(auth.CSRF_FIELD)):
+        if request.endpoint == "staff.login":
+            return _login_page("Die Anmeldeseite war veraltet. Bitte noch einmal anmelden.", 400)
+        abort(400, "CSRF-Token fehlt oder ist falsch. Bitte die Seite neu laden.")
+    if request.endpoint in OPEN_ENDPOINTS:
+        return None
+    user, why = auth.current_user()
+    if user is None:
+        if request.endpoint in FILE_ENDPOINTS:
+            return Response(
+                "Anmeldung erforderlich: /staff/login\n", 401,
+                {"Content-Type": "text/plain; charset=utf-8"},
+            )  # fmt: skip
+        args = {"next": request.full_path.rstrip("?")}
+        if why:
+            args["why"] = why
+        return redirect(url_for("staff.login", **args))
+    g.staff_user = user
     return None
+
+
+def _headers(resp: Response) -> Response:
+    if request.path == "/staff" or request.path.startswith("/staff/"):
+        resp.headers["Cache-Control"] = "no-store"
+        resp.headers["Pragma"] = "no-cache"
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["X-Frame-Options"] = "DENY"
+        resp.headers["Referrer-Policy"] = "no-referrer"
+        resp.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:;"
+            " form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        )
+    return resp
+
+
+# --- German labels for what telemetry.reports writes in English ---------------------------
+# Display only: the exports carry the tables exactly as telemetry.reports makes them.
+
+TITLES_DE = {
+    "summary": "Überblick",
+    "stops": "Besucher je Haltestelle",
+    "municipalities": "Besucher je Gemeinde",
+    "rural": "Stadt Peine und ländliche Gemeinden",
+    "hours": "Besucher nach Tageszeit",
+    "weekdays": "Besucher nach Wochentag",
+    "topics": "Themen",
+    "age_groups": "Altersgruppen",
+    "first_visits": "Erstbesuche",
+    "quality": "Datenqualität",
+}
+LABELS_DE = {
+    # columns
+    "Figure": "Kennzahl", "Value": "Wert", "Stop": "Haltestelle", "Municipality": "Gemeinde",
+    "Planned": "Geplant", "Visits": "Halte", "Visitors": "Besucher", "Check-ins": "Check-ins",
+    "First visits": "Erstbesuche", "Share of visitors (%)": "Anteil Besucher (%)",
+    "Area": "Gebiet", "Hour": "Uhrzeit", "Weekday": "Wochentag", "Stop visits": "Halte",
+    "Topic": "Thema", "Age group": "Altersgruppe", "Answer": "Antwort",
+    "Share of check-ins (%)": "Anteil Check-ins (%)", "Day": "Tag",
+    "Without GPS fix (min)": "Ohne GPS-Fix (min)", "Offline (min)": "Offline (min)",
+    "Sensor blocked (min)": "Sensor blockiert (min)", "Blocked periods": "Blockierungen",
+    "Counts outside stops": "Zählungen außerhalb von Halten",
+    # row labels
+    "Returning visitors": "Wiederkehrende Besucher", "Stop visits (tour)": "Halte laut Tourplan",
+    "Unplanned stops": "Ungeplante Halte", "Places served": "Angefahrene Orte",
+    "Visitors outside the town of Peine": "Besucher außerhalb der Stadt Peine",
+    "Share outside the town of Peine (%)": "Anteil außerhalb der Stadt Peine (%)",
+    "Total": "Summe", "yes": "ja", "no": "nein", "(not at a stop)": "(an keinem Halt)",
+    "Town of Peine": "Stadt Peine", "Rural municipalities": "Ländliche Gemeinden",
+    "Monday": "Montag", "Tuesday": "Dienstag", "Wednesday": "Mittwoch",
+    "Thursday": "Donnerstag", "Friday": "Freitag", "Saturday": "Samstag", "Sunday": "Sonntag",
+    "First visit": "Erstbesuch", "Returning": "Wiederkehrend", "Not said": "keine Angabe",
+    # check-in codes (topics, age groups)
+    "school": "Schule", "training": "Ausbildung", "job": "Arbeit", "money": "Geld",
+    "housing": "Wohnen", "family": "Familie", "health": "Gesundheit",
+    "papers": "Aufenthalt, Papiere", "talk": "Einfach reden", "other": "Sonstiges",
+    "unsaid": "keine Angabe",
+}  # fmt: skip
+NOTES_DE = (
+    (r"Cells with fewer than (\d+) people are suppressed \(shown as <\d+\)\.",
+     r"Zellen mit weniger als \1 Personen sind unterdrückt (angezeigt als <\1)."),
+    (r"Counts from 1 to (\d+) are suppressed(?: \(shown as <\d+\))?\.",
+     r"Zahlen von 1 bis \1 sind unterdrückt."),
+    (r"Check-in times are rounded down to the hour\.",
+     "Check-in-Zeiten sind auf die volle Stunde abgerundet."),
+    (r"A check-in may name several topics; shares are of all check-ins\.",
+     "Ein Check-in kann mehrere Themen nennen; Anteile beziehen sich auf alle Check-ins."),
+    (r"Only days with a finding are listed\.", "Nur Tage mit Auffälligkeiten sind aufgeführt."),
+)  # fmt: skip
+# Which columns each report's chart draws (people, not stop visits or shares).
+CHART_SERIES = {
+    "stops": ("Visitors", "Check-ins"),
+    "municipalities": ("Visitors", "Check-ins"),
+    "rural": ("Visitors",),
+    "hours": ("Visitors", "Check-ins"),
+    "weekdays": ("Visitors", "Check-ins"),
+}
+
+
+def de(text) -> str:
+    """The German label for an English label or code of the reports (else unchanged)."""
+    return LABELS_DE.get(text, text) if isinstance(text, str) else text
+
+
+def de_note(note: str) -> str:
+    for pattern, repl in NOTES_DE:
+        note = re.sub(pattern, repl, note)
+    return note
+
+
+def title_de(table) -> str:
+    return TITLES_DE.get(table.name, table.title)
+
+
+def chart(table) -> str:
+    return charts.render(
+        table, series=CHART_SERIES.get(table.name), translate=de, title=title_de(table)
+    )
+
+
+# --- formatting -------------------------------------------------------------------------
+
+
+def fmt(v, none: str = "–") -> str:
+    """A table cell as staff read it: German digit grouping and decimal comma; text
+    labels of the reports in German."""
+    if v is None:
+        return none
+    if isinstance(v, bool):
+        return "ja" if v else "nein"
+    if isinstance(v, int):
+        return f"{v:,}".replace(",", ".")
+    if isinstance(v, Real):
+        s = f"{float(v):,.2f}".rstrip("0").rstrip(".")
+        return s.replace(",", " ").replace(".", ",").replace(" ", ".")
+    if isinstance(v, datetime):
+        return v.strftime("%d.%m.%Y %H:%M")
+    if isinstance(v, date):
+        return v.strftime("%d.%m.%Y")
+    if isinstance(v, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", v):
+        return f"{v[8:]}.{v[5:7]}.{v[:4]}"
+    return de(v)
+
+
+def raw(v) -> str:
+    """The exact value for ``data-value`` (machine-readable, as in the CSV)."""
+    if v is None:
+        return ""
+    if isinstance(v, date):
+        return v.isoformat()
+    return str(v)
+
+
+def period_title(p) -> str:
+    if p.kind == "day":
+        return f"{WEEKDAYS_DE[p.start.weekday()]}, {p.start.strftime('%d.%m.%Y')}"
+    if p.kind == "week":
+        y, w, _ = p.start.isocalendar()
+        last = p.end - timedelta(days=1)
+        return f"KW {w}/{y} ({p.start.strftime('%d.%m.')}–{last.strftime('%d.%m.%Y')})"
+    if p.kind == "month":
+        return f"{MONTHS_DE[p.start.month - 1]} {p.start.year}"
+    return str(p.start.year)
+
+
+# --- request parameters -------------------------------------------------------------------
+
+
+def _local_today() -> date:
+    return appctx.now().astimezone(appctx.config().tz).date()
+
+
+def _van_arg() -> tuple[str | None, list[str]]:
+    vans = _reports().vans(appctx.store().reader())
+    van = request.args.get("van") or None
+    if van is not None and van not in vans:
+        abort(400, f"Unbekanntes Fahrzeug {van!r}.")
+    return van, vans
+
+
+def _period_args():
+    kind = request.args.get("p") or DEFAULT_KIND
+    if kind not in PERIOD_KINDS:
+        abort(400, f"Unbekannter Zeitraum {kind!r}: day, week, month oder year.")
+    text = request.args.get("d")
+    if text:
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            abort(400, f"Ungültiges Datum {text!r}: JJJJ-MM-TT.")
+        if not 2000 <= day.year <= 2100:
+            abort(400, "Datum außerhalb 2000–2100.")
+    else:
+        day = _local_today()
+    return _reports().period(kind, day)
+
+
+def _query(p, van: str | None, **extra) -> dict:
+    q = {"p": p.kind, "d": p.start.isoformat()}
+    if van:
+        q["van"] = van
+    q.update({k: v for k, v in extra.items() if v is not None})
+    return q
+
+
+def _nav(p, van: str | None, endpoint: str, **values) -> dict:
+    rp = _reports()
+    prev = rp.period(p.kind, p.start - timedelta(days=1))
+    nxt = rp.period(p.kind, p.end)
+    now = rp.period(p.kind, _local_today())
+    return {
+        "prev": url_for(endpoint, **values, **_query(prev, van)),
+        "next": url_for(endpoint, **values, **_query(nxt, van)),
+        "now": url_for(endpoint, **values, **_query(now, van)),
+        "is_now": now.start == p.start,
+        "kinds": [
+            (k, label, url_for(endpoint, **values, **_query(rp.period(k, p.start), van)))
+            for k, label in PERIOD_KINDS.items()
+        ],
+    }
+
+
+def _min_cell() -> int:
+    return int(appctx.config().privacy["min_cell"])
+
+
+def _table(name: str, p, van: str | None, public: bool):
+    rp = _reports()
+    if name not in rp.REPORTS:
+        abort(404)
+    return rp.report(appctx.store().reader(), name, p, van=van, public=public, min_cell=_min_cell())
+
+
+def _show_vans(vans: list[str]) -> bool:
+    return appctx.mode() == "hub" or len(vans) > 1
+
+
+# --- login ------------------------------------------------------------------------------
+
+
+def _safe_next(target: str | None) -> str:
+    if target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and parts.path.startswith("/staff"):
+            return target
+    return url_for("staff.today")
+
+
+def _login_page(error: str = "", status: int = 200, name: str = ""):
+    why = request.args.get("why")
+    info = {
+        "expired": "Die Sitzung ist abgelaufen. Bitte wieder anmelden.",
+        "changed": "Das Passwort wurde geändert. Bitte neu anmelden.",
+        "out": "Abgemeldet.",
+    }.get(why or "", "")
+    html = render_template(
+        "staff/login.html", error=error, info=info, name=name,
+        next=_safe_next(request.values.get("next")),
+    )  # fmt: skip
+    return html, status
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if request.method == "GET":
+        return _login_page()
+    name = (request.form.get("name") or "").strip()[:64]
+    password = request.form.get("password") or ""
+    result = auth.attempt_login(name, password)
+    if result.ok:
+        return redirect(_safe_next(request.form.get("next")))
+    if result.locked_until is not None:
+        until = datetime.fromtimestamp(result.locked_until, appctx.config().tz)
+        minutes = max(1, round((result.locked_until - auth.clock()) / 60))
+        msg = (
+            f"Zu viele Fehlversuche: die Anmeldung als „{name}“ ist bis {until:%H:%M} Uhr"
+            f" gesperrt (noch etwa {minutes} Minuten)."
+        )
+        return _login_page(msg, 429, name)
+    return _login_page("Name oder Passwort ist falsch.", 401, name)
+
+
+@bp.post("/logout")
+def logout():
+    auth.logout()
+    return redirect(url_for("staff.login", why="out"))
+
+
+# --- pages ------------------------------------------------------------------------------
+
+
+@bp.get("/")
+def today():
+    cfg = appctx.config()
+    van, vans = _van_arg()
+    now = appctx.now()
+    local = now.astimezone(cfg.tz)
+    q = {"van": van} if van else {}
+    figures = _reports().today(appctx.store().reader(), now, cfg.tz, van=van, tour=cfg.tour)
+    return render_template(
+        "staff/today.html", f=figures, now=local, van=van, vans=vans,
+        show_vans=_show_vans(vans), refresh_s=REFRESH_S, page="today",
+        day_url=url_for("staff.report", name="summary", p="day", d=local.date().isoformat(), **q),
+    )  # fmt: skip
+
+
+@bp.get("/reports/")
+def reports_index():
+    return redirect(url_for("staff.report", name="summary", **request.args))
+
+
+@bp.get("/reports/<name>")
+def report(name: str):
+    p = _period_args()
+    van, vans = _van_arg()
+    table = _table(name, p, van, public=False)
+    links = [
+        (audience, f, url_for("staff.export", name=name, fmt=f, **_query(p, van, public=pub)))
+        for audience, pub in (("intern", None), ("öffentlich", 1))
+        for f in exports.FORMATS
+    ]
+    return render_template(
+        "staff/report.html", name=name, table=table, title=title_de(table),
+        columns=[de(c) for c in table.columns], note=de_note(table.note), svg=Markup(chart(table)),
+        period=p, period_title=period_title(p), nav=_nav(p, van, "staff.report", name=name),
+        reports=[(k, TITLES_DE.get(k, t)) for k, t in _reports().REPORTS.items()],
+        van=van, vans=vans, show_vans=_show_vans(vans), exports=links, min_cell=_min_cell(),
+        page="reports",
+    )  # fmt: skip
+
+
+@bp.get("/reports/<name>.svg")
+def chart_svg(name: str):
+    p = _period_args()
+    van, _ = _van_arg()
+    svg = chart(_table(name, p, van, public=False))
+    if not svg:
+        abort(404)
+    return Response('<?xml version="1.0" encoding="utf-8"?>\n' + svg, mimetype="image/svg+xml")
+
+
+def _file(data: bytes, fmt_: str, filename: str) -> Response:
+    return Response(
+        data, mimetype=exports.FORMATS[fmt_],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )  # fmt: skip
+
+
+def _info(title: str, period_text: str, van: str | None, public: bool, note: str = "") -> list:
+    cfg = appctx.config()
+    info: list[tuple[str, object]] = [
+        ("Bericht", title),
+        ("Zeitraum", period_text),
+        ("Fahrzeug", van or "alle"),
+        ("Erstellt", appctx.now().astimezone(cfg.tz).replace(tzinfo=None, microsecond=0)),
+        (
+            "Verwendung",
+            f"öffentlich: Zahlen von 1 bis {_min_cell() - 1} Personen unterdrückt (leere Zelle)"
+            if public
+            else "intern: vollständige Zahlen, nur für den Mitarbeiterbereich",
+        ),
+    ]
+    if note:
+        info.append(("Hinweis", note))
+    return info
+
+
+@bp.get("/export/<name>.<fmt>")
+def export(name: str, fmt: str):
+    if fmt not in exports.FORMATS:
+        abort(404)
+    p = _period_args()
+    van, _ = _van_arg()
+    public = request.args.get("public") in ("1", "true", "yes")
+    table = _table(name, p, van, public=public)
+    fname = exports.filename(name, exports.period_slug(p), fmt, van=van, public=public)
+    if fmt == "csv":
+        return _file(exports.table_csv(table), fmt, fname)
+    info = _info(f"{title_de(table)} ({table.title})", period_title(p), van, public, table.note)
+    return _file(exports.table_xlsx(table, info), fmt, fname)
+
+
+# --- the annual report ----------------------------------------------------------------------
+
+ANNUAL_FIGURES = (
+    ("contacts", "Kontakte", "Besuche junger Menschen im Fahrzeug"),
+    ("first_contacts", "Erstkontakte", "beim Check-in als erster Besuch angegeben"),
+    ("stops_served", "Angefahrene Haltestellen", "Halte laut Tourplan"),
+    ("rural_share", "Kontakte außerhalb der Stadt Peine", "Anteil an allen Kontakten"),
+    ("cost_per_contact", "Kosten je Kontakt", "Jahresbudget geteilt durch Kontakte"),
+)
+ANNUAL_EXPORT_KEYS = (
+    "contacts", "first_contacts", "checkins", "stops_served", "unplanned_stops",
+    "places_served", "rural_contacts", "rural_share", "budget_eur", "cost_per_contact",
+)  # fmt: skip
+
+
+def _annual_year() -> int:
+    text = request.args.get("year")
+    if not text:
+        return _local_today().year
+    if not text.isdigit() or not 2000 <= int(text) <= 2100:
+        abort(400, "Ungültiges Jahr.")
+    return int(text)
+
+
+def _annual(year: int, van: str | None) -> dict:
+    cfg = appctx.config()
+    return _reports().annual(
+        appctx.store().reader(), year, van=van, budget_eur=float(cfg.reports["annual_budget_eur"]),
+        public=True, min_cell=_min_cell(),
+    )  # fmt: skip
+
+
+def _rural_names() -> str:
+    from telemetry.config import MUNICIPALITIES, TOWN
+
+    tour = {s.municipality for s in appctx.config().tour} or set(MUNICIPALITIES)
+    names = sorted(tour - {TOWN})
+    return ", ".join(names[:-1]) + " und " + names[-1] if len(names) > 1 else "".join(names)
+
+
+def fmt_annual(a: dict, key: str) -> str:
+    """An annual figure for the page: a suppressed count shows as "<3", a figure that
+    cannot be computed (no contacts, no budget) as "–"."""
+    v = a.get(key)
+    small = f"<{_min_cell()}"
+    if v is None:
+        if key in ("contacts", "first_contacts", "checkins", "rural_contacts"):
+            return small
+        if key in ("rural_share", "cost_per_contact") and a.get("contacts") is None:
+            return small if key == "rural_share" else "–"
+        if key == "rural_share" and a.get("rural_contacts") is None:
+            return small
+        return "–"
+    if key == "rural_share":
+        return fmt(round(float(v) * 100, 1)) + " %"
+    if key in ("cost_per_contact", "budget_eur"):
+        return f"{float(v):,.2f}".replace(",", " ").replace(".", ",").replace(" ", ".") + " €"
+    return fmt(v)
+
+
+@bp.get("/annual")
+def annual():
+    cfg = appctx.config()
+    year = _annual_year()
+    van, vans = _van_arg()
+    a = _annual(year, van)
+    topics = a["topics"]
+    q = {"van": van} if van else {}
+    return render_template(
+        "staff/annual.html", year=year, van=van, vans=vans, show_vans=_show_vans(vans), a=a,
+        figures=[(k, label, sub, fmt_annual(a, k)) for k, label, sub in ANNUAL_FIGURES],
+        topics=topics, topic_columns=[de(c) for c in topics.columns],
+        topics_note=de_note(topics.note), topics_svg=Markup(chart(topics)),
+        budget_text=fmt_annual(a, "budget_eur") if a.get("budget_eur") else "",
+        van_name=cfg.van["name"], min_cell=_min_cell(), page="annual", rural_names=_rural_names(),
+        prev_url=url_for("staff.annual", year=year - 1, **q),
+        next_url=url_for("staff.annual", year=year + 1, **q),
+        exports=[
+            (f"Kennzahlen {f.upper()}", url_for("staff.annual_export", fmt=f, year=year, **q))
+            for f in exports.FORMATS
+        ] + [
+            (f"Themen {f.upper()}", url_for("staff.export", name="topics", fmt=f, p="year",
+                                            d=f"{year}-01-01", public=1, **q))
+            for f in exports.FORMATS
+        ],
+        created=appctx.now().astimezone(cfg.tz), note=de_note(a.get("note") or ""),
+    )  # fmt: skip
+
+
+def annual_table(a: dict) -> tuple[tuple[str, ...], list[tuple]]:
+    """The annual figures as rows of (key, value) for the exports."""
+    return ("Figure", "Value"), [(k, a.get(k)) for k in ANNUAL_EXPORT_KEYS]
+
+
+@bp.get("/annual.<fmt>")
+def annual_export(fmt: str):
+    if fmt not in exports.FORMATS:
+        abort(404)
+    year = _annual_year()
+    van, _ = _van_arg()
+    a = _annual(year, van)
+    topics = a["topics"]
+    cols, rows = annual_table(a)
+    fname = exports.filename("annual", str(year), fmt, van=van, public=True)
+    if fmt == "csv":  # the topics are their own CSV: the year's public topics report
+        return _file(exports.to_csv(cols, rows), fmt, fname)
+    info = _info(f"Jahresbericht {year}", str(year), van, True, a.get("note") or topics.note)
+    data = exports.to_xlsx([("Figures", cols, rows), ("Topics", topics.columns, topics.rows)], info)
+    return _file(data, fmt, fname)
+
+
+# --- wiring -------------------------------------------------------------------------------
+
+
+def init_app(app: Flask) -> None:
+    auth.init_app(app, app.extensions["vanbox_config"].staff)
+    app.register_blueprint(bp)
+    app.after_request(_headers)
+    app.jinja_env.filters.setdefault("staff_fmt", fmt)
+    app.jinja_env.filters.setdefault("staff_raw", raw)
+    app.jinja_env.filters.setdefault("staff_de", de)
+    app.jinja_env.globals.setdefault("staff_csrf_token", auth.csrf_token)
