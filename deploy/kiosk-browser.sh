@@ -1,0 +1,186 @@
+#!/bin/bash
+# vanbox kiosk browser: Chromium full screen on the van's touchscreen, kept alive.
+#
+# Started by vanbox-kiosk-browser.service (installed as /opt/vanbox/bin/kiosk-browser.sh).
+# Without a desktop (no $DISPLAY / $WAYLAND_DISPLAY) it starts itself again inside the
+# `cage` Wayland kiosk compositor, so Raspberry Pi OS Lite is enough.
+#
+# What it does:
+#  - waits until the box answers on $KIOSK_HEALTH_URL, then starts Chromium in kiosk mode:
+#    no error dialogs, no pinch zoom, no swipe navigation, no "restore pages?" bubble
+#    after a power cut, touch events on, no translate bar, no update checks, incognito
+#    (nothing a visitor typed stays on the SD card);
+#  - checks $KIOSK_HEALTH_URL every $KIOSK_CHECK_EVERY seconds; after $KIOSK_FAILURES
+#    failures in a row it closes the browser, waits for the box to answer again and
+#    starts a fresh browser (a reloaded page instead of a stale error page);
+#  - restarts the browser whenever it exits or crashes;
+#  - sets up screen blanking as configured ($KIOSK_BLANK_AFTER seconds, 0 = never).
+#
+# Settings come from the environment (/etc/vanbox/kiosk-browser.env via the unit):
+#   KIOSK_URL          page to show            (default http://127.0.0.1:8080/)
+#   KIOSK_HEALTH_URL   heartbeat to check      (default: /healthz on KIOSK_URL's host)
+#   KIOSK_CHECK_EVERY  seconds between checks  (default 10)
+#   KIOSK_FAILURES     failed checks before a restart (default 3)
+#   KIOSK_BLANK_AFTER  seconds idle before the screen blanks; 0 = never (default 0)
+#   KIOSK_PROFILE      Chromium profile folder (default $HOME/chromium)
+#   KIOSK_EXTRA_FLAGS  more Chromium flags, space-separated
+#   CHROMIUM           the browser binary (default: chromium or chromium-browser)
+set -u
+
+KIOSK_URL=${KIOSK_URL:-http://127.0.0.1:8080/}
+if [ -z "${KIOSK_HEALTH_URL:-}" ]; then
+  # scheme://host:port of KIOSK_URL + /healthz
+  KIOSK_HEALTH_URL=$(printf '%s' "$KIOSK_URL" | sed -E 's#^([a-z]+://[^/]+).*#\1#')/healthz
+fi
+KIOSK_CHECK_EVERY=${KIOSK_CHECK_EVERY:-10}
+KIOSK_FAILURES=${KIOSK_FAILURES:-3}
+KIOSK_BLANK_AFTER=${KIOSK_BLANK_AFTER:-0}
+KIOSK_PROFILE=${KIOSK_PROFILE:-${HOME:-/tmp}/chromium}
+KIOSK_EXTRA_FLAGS=${KIOSK_EXTRA_FLAGS:-}
+
+log() { echo "kiosk-browser: $*" >&2; }
+# sleep that the TERM trap can interrupt at once
+nap() {
+  sleep "$1" &
+  wait $!
+}
+
+if [ -z "${CHROMIUM:-}" ]; then
+  for c in chromium chromium-browser; do
+    if command -v "$c" >/dev/null 2>&1; then CHROMIUM=$(command -v "$c"); break; fi
+  done
+fi
+if [ -z "${CHROMIUM:-}" ] || [ ! -x "$CHROMIUM" ]; then
+  log "Chromium not found; install it: sudo apt-get install chromium"
+  exit 1
+fi
+
+# No display: run inside cage (a Wayland compositor that shows one program full screen).
+if [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ] && [ -z "${KIOSK_INSIDE:-}" ]; then
+  if command -v cage >/dev/null 2>&1; then
+    export KIOSK_INSIDE=1
+    exec cage -d -- "$0" "$@"
+  fi
+  log "no display and no cage compositor; install it: sudo apt-get install cage"
+  exit 1
+fi
+
+FLAGS=(
+  --kiosk
+  --noerrdialogs
+  --disable-infobars
+  --no-first-run
+  --disable-session-crashed-bubble
+  --hide-crash-restore-bubble
+  --disable-pinch
+  --overscroll-history-navigation=0
+  --touch-events=enabled
+  --disable-features=Translate,TranslateUI,TouchpadOverscrollHistoryNavigation
+  --disable-component-update
+  --check-for-update-interval=31536000
+  --password-store=basic
+  --incognito
+  --ozone-platform-hint=auto
+  "--user-data-dir=$KIOSK_PROFILE"
+)
+# shellcheck disable=SC2206 # word splitting of the extra flags is intended
+EXTRA=($KIOSK_EXTRA_FLAGS)
+
+healthy() {
+  if command -v curl >/dev/null 2>&1; then
+    curl -fsS -m 3 -o /dev/null "$KIOSK_HEALTH_URL" 2>/dev/null
+  else
+    python3 -c 'import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=3)' \
+      "$KIOSK_HEALTH_URL" 2>/dev/null
+  fi
+}
+
+wait_healthy() {
+  local said=0
+  until healthy; do
+    if [ $said -eq 0 ]; then log "waiting for the box at $KIOSK_HEALTH_URL"; said=1; fi
+    nap "$KIOSK_CHECK_EVERY"
+  done
+}
+
+# A power cut leaves the profile marked "crashed"; mark it clean so no bubble appears.
+mark_clean_exit() {
+  local prefs="$KIOSK_PROFILE/Default/Preferences"
+  if [ -f "$prefs" ]; then
+    sed -i -e 's/"exited_cleanly":false/"exited_cleanly":true/' \
+      -e 's/"exit_type":"[A-Za-z]*"/"exit_type":"Normal"/' "$prefs" 2>/dev/null || true
+  fi
+}
+
+setup_blanking() {
+  local n=$KIOSK_BLANK_AFTER
+  if [ -n "${DISPLAY:-}" ] && command -v xset >/dev/null 2>&1; then
+    if [ "$n" -eq 0 ]; then xset s off s noblank -dpms; else xset s "$n" s blank +dpms dpms "$n" "$n" "$n"; fi
+    log "screen blanking (X11): ${n} s (0 = never)"
+  elif [ "$n" -gt 0 ] && command -v swayidle >/dev/null 2>&1 && command -v wlopm >/dev/null 2>&1; then
+    swayidle -w timeout "$n" "wlopm --off '*'" resume "wlopm --on '*'" &
+    BLANK_PID=$!
+    log "screen blanking (Wayland): after ${n} s"
+  elif [ "$n" -gt 0 ]; then
+    log "KIOSK_BLANK_AFTER=$n, but blanking needs xset (X11) or swayidle + wlopm (Wayland); the screen stays on"
+  else
+    log "screen blanking: never"
+  fi
+}
+
+BROWSER_PID=
+BLANK_PID=
+
+start_browser() {
+  mark_clean_exit
+  "$CHROMIUM" "${FLAGS[@]}" "${EXTRA[@]}" "$KIOSK_URL" &
+  BROWSER_PID=$!
+  log "started $CHROMIUM (pid $BROWSER_PID) on $KIOSK_URL"
+}
+
+stop_browser() {
+  [ -n "$BROWSER_PID" ] || return 0
+  if kill -0 "$BROWSER_PID" 2>/dev/null; then
+    kill -TERM "$BROWSER_PID" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$BROWSER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$BROWSER_PID" 2>/dev/null
+  fi
+  wait "$BROWSER_PID" 2>/dev/null
+  BROWSER_PID=
+}
+
+shutdown() {
+  log "stopping"
+  stop_browser
+  [ -n "$BLANK_PID" ] && kill "$BLANK_PID" 2>/dev/null
+  exit 0
+}
+trap shutdown TERM INT HUP
+
+mkdir -p "$KIOSK_PROFILE"
+setup_blanking
+wait_healthy
+start_browser
+fails=0
+while true; do
+  nap "$KIOSK_CHECK_EVERY"
+  if ! kill -0 "$BROWSER_PID" 2>/dev/null; then
+    wait "$BROWSER_PID" 2>/dev/null
+    log "browser exited (status $?); restarting"
+    BROWSER_PID=
+    wait_healthy
+    start_browser
+    fails=0
+  elif healthy; then
+    fails=0
+  else
+    fails=$((fails + 1))
+    if [ "$fails" -ge "$KIOSK_FAILURES" ]; then
+      log "no answer from $KIOSK_HEALTH_URL $fails times; restarting the browser"
+      stop_browser
+      wait_healthy
+      start_browser
+      fails=0
+    fi
+  fi
+done

@@ -1,0 +1,284 @@
+"""The shipped mosquitto config: it starts, and the van's bridge queues while the central
+broker is down and forwards everything when it returns.
+
+Two real mosquitto processes on free ports, stopped with SIGTERM: the "van" runs
+``deploy/mosquitto/van-bridge.conf`` under a main config shaped like Debian's
+(persistence on, ``include_dir``); the "central" broker has TLS with a throwaway CA and
+a password file holding the login the shipped config uses. The shipped file is adapted
+only where the test must differ: the local listener's port, the central address, the
+CA path, and a shorter ``restart_timeout`` so the bridge reconnects within a second.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "deploy" / "mosquitto" / "van-bridge.conf"
+MOSQUITTO = "/usr/sbin/mosquitto"
+
+pytestmark = pytest.mark.mqtt
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mosquitto exited {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(f"mosquitto on {port} not up: {log.read_text()[-2000:]}")
+
+
+class Mosquitto:
+    def __init__(self, conf: Path, port: int) -> None:
+        self.conf, self.port = conf, port
+        self.log = conf.parent / "stderr.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=log, start_new_session=True
+            )
+        wait_port(self.port, self.proc, self.log)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+# As root, mosquitto drops to the "mosquitto" user, which cannot enter pytest's 0700
+# temp dirs; keep it root in the test (on the Pi, Debian's paths belong to mosquitto).
+AS_USER = "user root\n" if os.geteuid() == 0 else ""
+
+
+def make_ca(d: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 / localhost."""
+    d.mkdir(parents=True, exist_ok=True)
+    ca_key, ca, key, csr, crt = (
+        d / n for n in ("ca.key", "ca.pem", "srv.key", "srv.csr", "srv.pem")
+    )
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True)  # noqa: E731
+    run(
+        "req",
+        "-x509",
+        *ec,
+        "-keyout",
+        ca_key,
+        "-out",
+        ca,
+        "-days",
+        "30",
+        "-subj",
+        "/CN=vanbox test CA",
+    )
+    run("req", *ec, "-keyout", key, "-out", csr, "-subj", "/CN=localhost")
+    ext = d / "san.ext"
+    ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+        "-out", crt, "-days", "30", "-extfile", ext)  # fmt: skip
+    return ca, crt, key
+
+
+def shipped_value(key: str) -> str:
+    m = re.search(rf"^{key} (.+)$", SHIPPED.read_text(), re.M)
+    assert m, f"{key} missing from {SHIPPED}"
+    return m.group(1).strip()
+
+
+@pytest.fixture
+def brokers(tmp_path: Path):
+    ca, crt, key = make_ca(tmp_path / "pki")
+
+    # central: TLS + password file with the login the shipped config uses
+    cdir = tmp_path / "central"
+    cdir.mkdir()
+    cport = free_port()
+    pw = cdir / "passwd"
+    subprocess.run(
+        ["mosquitto_passwd", "-b", "-c", str(pw), shipped_value("remote_username"),
+         shipped_value("remote_password")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    pw.chmod(0o600)
+    (cdir / "mosquitto.conf").write_text(
+        AS_USER + f"listener {cport} 127.0.0.1\ncafile {ca}\ncertfile {crt}\nkeyfile {key}\n"
+        f"allow_anonymous false\npassword_file {pw}\n"
+        f"persistence true\npersistence_location {cdir}/\nlog_dest file {cdir}/mosquitto.log\n"
+    )
+    central = Mosquitto(cdir / "mosquitto.conf", cport)
+
+    # van: Debian-shaped main config + the shipped file in conf.d, adapted
+    vdir = tmp_path / "van"
+    (vdir / "conf.d").mkdir(parents=True)
+    vport = free_port()
+    text = SHIPPED.read_text()
+    text = text.replace("listener 1883 127.0.0.1", f"listener {vport} 127.0.0.1")
+    text = re.sub(r"^address .+$", f"address 127.0.0.1:{cport}", text, flags=re.M)
+    text = re.sub(r"^bridge_cafile .+$", f"bridge_cafile {ca}", text, flags=re.M)
+    text = re.sub(r"^restart_timeout .+$", "restart_timeout 1 1", text, flags=re.M)
+    (vdir / "conf.d" / "van-bridge.conf").write_text(text)
+    (vdir / "mosquitto.conf").write_text(
+        AS_USER + f"persistence true\npersistence_location {vdir}/\n"
+        f"log_dest file {vdir}/mosquitto.log\nlog_type all\ninclude_dir {vdir}/conf.d\n"
+    )
+    van = Mosquitto(vdir / "mosquitto.conf", vport)
+    yield van, central, ca
+    van.stop()
+    central.stop()
+
+
+def client(port: int, cid: str, *, ca: Path | None = None, clean: bool = True, **auth):
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid, clean_session=clean)
+    if ca:
+        c.tls_set(ca_certs=str(ca))
+    if auth:
+        c.username_pw_set(auth["username"], auth["password"])
+    c.connect("127.0.0.1", port, keepalive=30)
+    c.loop_start()
+    return c
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.got: list[tuple[str, bytes]] = []
+        self.cond = threading.Condition()
+
+    def on_message(self, client, userdata, msg) -> None:
+        with self.cond:
+            self.got.append((msg.topic, msg.payload))
+            self.cond.notify_all()
+
+    def wait_for(self, n: int, timeout: float = 30.0) -> list[tuple[str, bytes]]:
+        return self.wait_until(lambda got: len(got) >= n, timeout)
+
+    def wait_until(self, pred, timeout: float = 30.0) -> list[tuple[str, bytes]]:
+        with self.cond:
+            self.cond.wait_for(lambda: pred(self.got), timeout)
+            return list(self.got)
+
+
+def subscriber(port: int, ca: Path, col: Collector, topic: str) -> mqtt.Client:
+    """A persistent-session subscriber at the central broker."""
+    auth = {
+        "username": shipped_value("remote_username"),
+        "password": shipped_value("remote_password"),
+    }
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="central-reader", clean_session=False)
+    c.tls_set(ca_certs=str(ca))
+    c.username_pw_set(**auth)
+    c.on_message = col.on_message
+    subscribed = threading.Event()
+    c.on_subscribe = lambda *a: subscribed.set()
+    c.on_connect = lambda cl, *a: cl.subscribe(topic, qos=1)
+    c.connect("127.0.0.1", port, keepalive=30)
+    c.loop_start()
+    assert subscribed.wait(10), "subscription at the central broker not acknowledged"
+    return c
+
+
+def van_topic() -> str:
+    return shipped_value("topic").split()[0]  # vanbox/<van>/#
+
+
+def test_shipped_config_starts_and_bridges(brokers):
+    van, central, ca = brokers
+    central.start()
+    van.start()
+    assert van.proc.poll() is None and central.proc.poll() is None
+    col = Collector()
+    sub = subscriber(central.port, ca, col, van_topic())
+    pub = client(van.port, "box")
+    try:
+        base = van_topic().rstrip("#")
+        deadline = time.monotonic() + 20
+        # the bridge connects within restart_timeout; publish until the first arrives
+        while not col.got and time.monotonic() < deadline:
+            pub.publish(base + "status", b"online", qos=1, retain=True).wait_for_publish(5)
+            col.wait_for(1, timeout=0.5)
+        assert col.got and col.got[0] == (base + "status", b"online")
+        # topics outside vanbox/<van>/ stay on the van
+        pub.publish("private/x", b"local only", qos=1).wait_for_publish(5)
+        pub.publish(base + "footfall", b"after", qos=1).wait_for_publish(5)
+        got = col.wait_until(lambda g: (base + "footfall", b"after") in g)
+        assert (base + "footfall", b"after") in got
+        assert not any(t == "private/x" for t, _ in got)
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        sub.loop_stop()
+        sub.disconnect()
+    log = (van.conf.parent / "mosquitto.log").read_text()
+    assert "Error" not in log, log[-2000:]
+
+
+def test_bridge_queues_while_central_is_down(brokers):
+    van, central, ca = brokers
+    central.start()
+    van.start()
+    base = van_topic().rstrip("#")
+    # a persistent reader at the central broker, then gone: its session keeps its queue
+    col = Collector()
+    sub = subscriber(central.port, ca, col, van_topic())
+    sub.loop_stop()
+    sub.disconnect()
+
+    central.stop()  # the mobile link is down
+    n = 300
+
+    def publish(rng: range) -> None:
+        pub = client(van.port, "box")
+        try:
+            for i in rng:
+                info = pub.publish(base + "track", f"{i}".encode(), qos=1)
+                info.wait_for_publish(5)
+                assert info.is_published()  # the local broker acknowledged (PUBACK)
+        finally:
+            pub.loop_stop()
+            pub.disconnect()
+
+    publish(range(0, n // 2))
+    van.stop()  # the van's broker restarts meanwhile (its queue is saved and reloaded)
+    van.start()
+    publish(range(n // 2, n))
+
+    central.start()  # the link is back; the bridge reconnects and drains its queue
+    sub = subscriber(central.port, ca, col, van_topic())
+    try:
+        got = col.wait_for(n, timeout=60)
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+    payloads = [int(p) for t, p in got if t == base + "track"]
+    assert sorted(set(payloads)) == list(range(n)), (
+        f"missing: {sorted(set(range(n)) - set(payloads))[:20]}"
+    )
+    assert payloads == sorted(payloads)  # in order
