@@ -157,7 +157,10 @@
     if (!state.fitted) {
       var pts = data.stops.map(function (s) { return [s.lat, s.lon]; });
       data.vans.forEach(function (v) { if (v.position) pts.push([v.position.lat, v.position.lon]); });
-      if (pts.length) map.fitBounds(pts, { padding: [40, 40], maxZoom: 14 });
+      if (pts.length) map.fitBounds(pts, {
+        // room for the van labels above the points and the stop names to their right
+        paddingTopLeft: [60, 56], paddingBottomRight: [150, 20], maxZoom: 14,
+      });
       else map.setView([52.3, 10.23], 10);
       state.fitted = true;
     }
