@@ -188,9 +188,17 @@ def _gaps(points: Iterable[float], lo: float, hi: float) -> float:
     return total
 
 
-def raw_metrics(conn: sqlite3.Connection, van: str, days: Sequence[str]) -> list[Metric]:
-    """The metrics of one van on the given local days, computed from the raw tables."""
+_QUALITY = frozenset({"no_fix_s", "offline_s", "blocked_s", "blocked_n"})
+_CHECKIN = frozenset({"visit_checkins", "visit_first", "hour_checkins", "topic", "age", "first"})
+
+
+def raw_metrics(
+    conn: sqlite3.Connection, van: str, days: Sequence[str], names: Iterable[str] = METRICS
+) -> list[Metric]:
+    """The metrics of one van on the given local days, computed from the raw tables
+    (only the ``names`` asked for, and perhaps a few more)."""
     days = sorted(set(days))
+    names = frozenset(names)
     if not days:
         return []
     acc: dict[tuple[str, str, str], float] = defaultdict(float)
@@ -200,11 +208,15 @@ def raw_metrics(conn: sqlite3.Connection, van: str, days: Sequence[str]) -> list
         " ORDER BY ts, id",
         (van, *days),
     ).fetchall()
-    chk = conn.execute(
-        "SELECT ts, day, hour, age_group, topics, first_visit FROM checkins"
-        f" WHERE van = ? AND day IN ({marks})",
-        (van, *days),
-    ).fetchall()
+    chk = (
+        conn.execute(
+            "SELECT ts, day, hour, age_group, topics, first_visit FROM checkins"
+            f" WHERE van = ? AND day IN ({marks})",
+            (van, *days),
+        ).fetchall()
+        if names & _CHECKIN
+        else []
+    )
     times = [r[0] for r in foot] + [r[0] for r in chk]
     span = conn.execute(
         f"SELECT min(arrived), max(arrived) FROM stop_visits WHERE van = ? AND day IN ({marks})",
@@ -267,7 +279,7 @@ def raw_metrics(conn: sqlite3.Connection, van: str, days: Sequence[str]) -> list
             acc[("topic", day, str(code))] += 1
 
     # Sensor blocked: to the next ok of that sensor on the day, else the day's last record.
-    if blocked:
+    if blocked and names & _QUALITY:
         last_of_day = dict(
             conn.execute(
                 f"SELECT day, max(ts) FROM footfall WHERE van = ? AND day IN ({marks})"
@@ -295,7 +307,7 @@ def raw_metrics(conn: sqlite3.Connection, van: str, days: Sequence[str]) -> list
             acc[("blocked_s", d0, "")] += max(0.0, last_of_day.get(d0, t0) - t0)
 
     # Quality per visit: gaps in the fixes and in all records, inside the visit.
-    for v in visits:
+    for v in visits if names & _QUALITY else ():
         if v.day not in days:
             continue
         hi_v = v.left
@@ -363,7 +375,7 @@ def metrics(
         args.append(van)
     out: list[Metric] = [tuple(r) for r in conn.execute(sql, args).fetchall()]
     for v, days in _dirty_days(conn, s, e, van).items():
-        out.extend(m for m in raw_metrics(conn, v, days) if m[0] in names)
+        out.extend(m for m in raw_metrics(conn, v, days, names) if m[0] in names)
     return out
 
 
