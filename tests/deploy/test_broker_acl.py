@@ -1,0 +1,228 @@
+"""The shipped central broker config (deploy/mosquitto/central.conf + central.acl) under
+a real mosquitto, with TLS from a CA made here: a van can publish only under its own
+prefix, the hub reads everything, anonymous clients can do nothing."""
+
+from __future__ import annotations
+
+import getpass
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.conftest import MOSQUITTO, free_port, wait_port
+
+pytestmark = pytest.mark.mqtt
+
+ROOT = Path(__file__).resolve().parents[2]
+CONF = ROOT / "deploy" / "mosquitto" / "central.conf"
+ACL = ROOT / "deploy" / "mosquitto" / "central.acl"
+PASSWORDS = {"vanbox-hub": "hub-secret", "van-a": "a-secret", "van-b": "b-secret"}
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_certs(d: Path) -> None:
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+            "-subj", "/CN=vanbox test CA", cwd=d)  # fmt: skip
+    openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost",
+            cwd=d)  # fmt: skip
+    (d / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf",
+            cwd=d)  # fmt: skip
+
+
+def adapt(conf: str, d: Path, port: int) -> str:
+    """The shipped config with temp paths and a free port; every directive replaced must
+    be there (so the test fails if the shipped file loses TLS, passwords or the ACL)."""
+    subs = {
+        "allow_anonymous": "false",
+        "password_file": str(d / "passwd"),
+        "acl_file": str(d / "acl"),
+        "persistence_location": f"{d}/",
+        "listener": f"{port} 127.0.0.1",
+        "certfile": str(d / "server.crt"),
+        "keyfile": str(d / "server.key"),
+        "log_dest": "stderr",
+    }
+    for key, value in subs.items():
+        pattern = rf"^{key} .*$"
+        if key == "allow_anonymous":
+            assert re.search(r"^allow_anonymous false$", conf, re.M), "anonymous must be off"
+            continue
+        assert len(re.findall(pattern, conf, re.M)) == 1, f"{key} must appear once"
+        conf = re.sub(pattern, f"{key} {value}", conf, flags=re.M)
+    # Started as root, mosquitto would drop to the "mosquitto" user, who cannot read
+    # the temp dir; stay who we are.
+    return conf + f"\nuser {getpass.getuser()}\n"
+
+
+@pytest.fixture(scope="module")
+def central(tmp_path_factory):
+    if not shutil.which("mosquitto_passwd"):
+        pytest.fail("mosquitto_passwd is missing: apt-get install mosquitto")
+    d = tmp_path_factory.mktemp("central")
+    make_certs(d)
+    for i, (user, pw) in enumerate(PASSWORDS.items()):
+        flags = ["-c"] if i == 0 else []
+        subprocess.run(["mosquitto_passwd", *flags, "-b", str(d / "passwd"), user, pw],
+                       check=True, capture_output=True)  # fmt: skip
+    shutil.copy(ACL, d / "acl")
+    port = free_port()
+    (d / "mosquitto.conf").write_text(adapt(CONF.read_text(), d, port))
+    log = open(d / "mosquitto.log", "wb")
+    proc = subprocess.Popen([MOSQUITTO, "-c", str(d / "mosquitto.conf")], stdout=log,
+                            stderr=log, start_new_session=True)  # fmt: skip
+    try:
+        wait_port(port)
+    except TimeoutError:
+        proc.kill()
+        raise RuntimeError((d / "mosquitto.log").read_text()[-2000:]) from None
+    yield d, port
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(10)
+    log.close()
+
+
+class Client:
+    """A paho client over TLS that remembers its CONNACK and what it received."""
+
+    def __init__(self, d: Path, port: int, user: str | None, password: str | None = None,
+                 *, tls: bool = True) -> None:  # fmt: skip
+        self.got: list[tuple[str, bytes]] = []
+        self.connack = threading.Event()
+        self.subscribed = threading.Event()
+        self.rc = None
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"acl-{user}-{time.time()}")
+        if tls:
+            self.c.tls_set(ca_certs=str(d / "ca.crt"), tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        if user is not None:
+            self.c.username_pw_set(user, password if password is not None else PASSWORDS[user])
+        self.c.on_connect = self._on_connect
+        self.c.on_message = lambda c, u, m: self.got.append((m.topic, m.payload))
+        self.c.on_subscribe = lambda *a: self.subscribed.set()
+        self.c.connect("localhost", port)
+        self.c.loop_start()
+
+    def _on_connect(self, c, u, flags, rc, props) -> None:
+        self.rc = rc
+        self.connack.set()
+
+    def connected(self, timeout: float = 10.0) -> bool:
+        assert self.connack.wait(timeout), "no CONNACK"
+        return not self.rc.is_failure
+
+    def subscribe(self, topic: str) -> None:
+        self.c.subscribe(topic, 1)
+        assert self.subscribed.wait(10)
+
+    def publish(self, topic: str, payload: str) -> None:
+        self.c.publish(topic, payload, qos=1).wait_for_publish(5)
+
+    def close(self) -> None:
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def wait_for(cond, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.02)
+
+
+def test_a_van_publishes_only_under_its_own_prefix(central):
+    d, port = central
+    hub = Client(d, port, "vanbox-hub")
+    van_a, van_b = Client(d, port, "van-a"), Client(d, port, "van-b")
+    try:
+        assert hub.connected() and van_a.connected() and van_b.connected()
+        hub.subscribe("vanbox/#")
+        van_b.subscribe("vanbox/#")  # a van may subscribe, but it is sent nothing
+        van_a.publish("vanbox/van-b/status", "offline")  # forging another van: dropped
+        van_a.publish("vanbox/van-b/location", "{}")
+        van_a.publish("elsewhere/topic", "x")
+        van_a.publish("vanbox/van-a/status", "online")  # its own: delivered
+        # One connection delivers in order: once the last one is here, the others
+        # would have been here before it.
+        wait_for(lambda: ("vanbox/van-a/status", b"online") in hub.got, "van-a's own message")
+        assert hub.got == [("vanbox/van-a/status", b"online")]
+        assert van_b.got == []
+    finally:
+        for c in (hub, van_a, van_b):
+            c.close()
+
+
+def test_anonymous_and_wrong_passwords_are_refused(central):
+    d, port = central
+    anon = Client(d, port, None)
+    wrong = Client(d, port, "van-a", "guess")
+    try:
+        assert not anon.connected()
+        assert not wrong.connected()
+        assert anon.rc.getName() == "Not authorized"
+    finally:
+        anon.close()
+        wrong.close()
+    # Even a client that tries to publish right away gets nothing through.
+    hub = Client(d, port, "vanbox-hub")
+    try:
+        assert hub.connected()
+        hub.subscribe("vanbox/#")
+        sneaky = Client(d, port, None)
+        sneaky.c.publish("vanbox/van-a/status", "offline", qos=0)
+        assert not sneaky.connected()
+        sneaky.close()
+        marker = Client(d, port, "van-a")
+        assert marker.connected()
+        marker.publish("vanbox/van-a/status", "online")
+        wait_for(lambda: hub.got, "the marker")
+        assert hub.got == [("vanbox/van-a/status", b"online")]
+        marker.close()
+    finally:
+        hub.close()
+
+
+def test_no_plain_text_listener(central):
+    d, port = central
+    plain = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="plain")
+    plain.username_pw_set("vanbox-hub", PASSWORDS["vanbox-hub"])
+    got = threading.Event()
+    plain.on_connect = lambda *a: got.set()
+    try:
+        plain.connect("127.0.0.1", port)
+        plain.loop_start()
+        assert not got.wait(2), "a plain MQTT client must not get a CONNACK on the TLS port"
+    except OSError:
+        pass  # the broker may close the socket at once: refused either way
+    finally:
+        plain.loop_stop()
+
+
+def test_the_hub_may_write_home_assistant_discovery(central):
+    d, port = central
+    hub = Client(d, port, "vanbox-hub")
+    van = Client(d, port, "van-a")
+    try:
+        assert hub.connected() and van.connected()
+        hub.subscribe("homeassistant/#")
+        van.publish("homeassistant/sensor/x/config", "{}")  # a van may not
+        hub.publish("homeassistant/sensor/vanbox_van-a/in/config", "{}")
+        wait_for(lambda: hub.got, "the hub's own discovery message")
+        assert [t for t, _ in hub.got] == ["homeassistant/sensor/vanbox_van-a/in/config"]
+    finally:
+        hub.close()
+        van.close()
