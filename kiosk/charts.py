@@ -41,7 +41,8 @@ STYLE = Style(
     label_font_size=13,
     major_label_font_size=13,
     legend_font_size=13,
-    value_font_size=12,
+    value_font_size=14,
+    value_colors=("#fff",) * len(COLORS),
     no_data_font_size=24,
     guide_stroke_color="#ccc",
     major_guide_stroke_color="#999",
@@ -133,7 +134,8 @@ def chart_for(
     labels = [translate(_label(r[label_i])) for r in rows]
     common = dict(
         style=STYLE, width=width, height=height, js=[], disable_xml_declaration=True,
-        no_data_text=NO_DATA, legend_at_bottom=True, truncate_legend=40, margin=12,
+        no_data_text=NO_DATA, legend_at_bottom=True, truncate_legend=40, truncate_label=-1,
+        margin=12,
         show_legend=len(series_i) > 1 or kind == "pie", pretty_print=False,
     )  # fmt: skip
     if kind == "pie":
@@ -158,7 +160,7 @@ def chart_for(
     else:
         chart = pygal.Bar(
             print_values=len(series_i) == 1 and len(labels) <= 24,
-            x_label_rotation=-30 if len(labels) > 8 else 0, **common,
+            x_label_rotation=-30 if len(labels) > 6 else 0, **common,
         )  # fmt: skip
     if horizontal:
         # HorizontalBar draws the first label at the bottom; reverse to read like the table.

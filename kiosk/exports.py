@@ -6,7 +6,8 @@
   ``+``, ``-``, ``@`` or a tab gets a leading ``'`` so a spreadsheet never runs it as a
   formula.
 - XLSX (openpyxl): sheet "Daten" holds the header row and the rows with real number and
-  date cells (text is always stored as text, never as a formula); sheet "Info" says what
+  date cells (text is always stored as text, never as a formula; an empty text or None is
+  an empty cell); sheet "Info" says what
   the file is: report, period, van, created, public or internal, note.
 
 File names: ``vanbox-<report>-<period>[-<van>][-public].<ext>``, where the period is

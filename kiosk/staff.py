@@ -178,7 +178,12 @@ def de(text) -> str:
     return LABELS_DE.get(text, text) if isinstance(text, str) else text
 
 
+def _de_dates(m: re.Match) -> str:
+    return f"Zeitraum: {fmt(m.group(1))} bis {fmt(m.group(2))}."
+
+
 def de_note(note: str) -> str:
+    note = re.sub(r"\S+: (\d{4}-\d{2}-\d{2}) to (\d{4}-\d{2}-\d{2})\.", _de_dates, note)
     for pattern, repl in NOTES_DE:
         note = re.sub(pattern, repl, note)
     return note
@@ -188,10 +193,16 @@ def title_de(table) -> str:
     return TITLES_DE.get(table.name, table.title)
 
 
-def chart(table) -> str:
+WIDE_TABLE = 5  # a table with more columns gets more room than its chart
+
+
+def chart(table, *, width: int | None = None, height: int = 380) -> str:
+    if width is None:
+        width = 540 if len(table.columns) > WIDE_TABLE else 760
     return charts.render(
-        table, series=CHART_SERIES.get(table.name), translate=de, title=title_de(table)
-    )
+        table, series=CHART_SERIES.get(table.name), translate=de, title=title_de(table),
+        width=width, height=height,
+    )  # fmt: skip
 
 
 # --- formatting -------------------------------------------------------------------------
@@ -401,7 +412,7 @@ def report(name: str):
         period=p, period_title=period_title(p), nav=_nav(p, van, "staff.report", name=name),
         reports=[(k, TITLES_DE.get(k, t)) for k, t in _reports().REPORTS.items()],
         van=van, vans=vans, show_vans=_show_vans(vans), exports=links, min_cell=_min_cell(),
-        page="reports",
+        page="reports", wide=len(table.columns) > WIDE_TABLE,
     )  # fmt: skip
 
 
@@ -528,7 +539,7 @@ def annual():
         "staff/annual.html", year=year, van=van, vans=vans, show_vans=_show_vans(vans), a=a,
         figures=[(k, label, sub, fmt_annual(a, k)) for k, label, sub in ANNUAL_FIGURES],
         topics=topics, topic_columns=[de(c) for c in topics.columns],
-        topics_note=de_note(topics.note), topics_svg=Markup(chart(topics)),
+        topics_note=de_note(topics.note), topics_svg=Markup(chart(topics, width=480, height=340)),
         budget_text=fmt_annual(a, "budget_eur") if a.get("budget_eur") else "",
         van_name=cfg.van["name"], min_cell=_min_cell(), page="annual", rural_names=_rural_names(),
         prev_url=url_for("staff.annual", year=year - 1, **q),
