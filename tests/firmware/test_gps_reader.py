@@ -291,3 +291,27 @@ def test_stop_is_prompt_and_idempotent() -> None:
     assert not reader.is_alive() and not reader.port_open
     reader.stop()
     assert not reader.is_alive()
+
+
+def test_reads_a_network_receiver_over_socket_url() -> None:
+    """``socket://host:port`` (a receiver behind a serial-to-TCP bridge) reads the same."""
+    import socket
+
+    lines = recording_lines("et-332.log")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        fixes: list[Fix] = []
+        reader = GpsReader(f"socket://127.0.0.1:{port}", on_fix=fixes.append, idle_flush_s=0.2)
+        reader.start()
+        try:
+            conn, _ = server.accept()
+            with conn:
+                wait_for(lambda: reader.port_open, "the port to be opened")
+                conn.sendall(b"".join(lines))
+                wait_for(lambda: reader.lines_read == len(lines) and reader.settled(), "all lines")
+        finally:
+            reader.stop()
+    assert fixes == list(read_file(CORPUS / "et-332.log"))
+    assert sum(f.mode == 3 for f in fixes) == 19
