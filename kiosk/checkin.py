@@ -32,7 +32,7 @@ from datetime import datetime
 from functools import lru_cache
 
 import segno
-from babel.dates import format_skeleton, format_time
+from babel.dates import format_skeleton
 from flask import (
     Blueprint,
     Flask,
@@ -211,16 +211,13 @@ def _day_label(start: datetime, now: datetime) -> str:
 def _next_stops() -> list[dict]:
     cfg = appctx.config()
     now = utcnow().astimezone(cfg.tz)
-    locale = get_locale()
     out = []
     for v in next_visits(cfg.tour, now, cfg.tz, 3):
         out.append(
             {
                 "name": v.stop.name,
                 "day": _day_label(v.start, now),
-                "hours": format_time(v.start, "short", locale=locale)
-                + "–"
-                + format_time(v.end, "short", locale=locale),
+                "hours": f"{v.start:%H:%M}–{v.end:%H:%M}",  # 24 h, as on the van's sign
                 "open": v.is_open(now),
             }
         )
@@ -306,7 +303,7 @@ def bad_request(e):
 @bp.after_request
 def _no_store(resp):
     resp.headers.setdefault("Cache-Control", "no-store")
-    resp.headers.setdefault("Referrer-Policy", "no-referrer")
+    resp.headers.setdefault("Referrer-Policy", "same-origin")
     resp.headers.setdefault("X-Content-Type-Options", "nosniff")
     resp.headers.setdefault(
         "Content-Security-Policy",
