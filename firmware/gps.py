@@ -142,7 +142,8 @@ def _coord(value: str, hemi: str, limit: int) -> float | None:
     v = float(value)
     deg = int(v // 100)
     minutes = v - deg * 100
-    if not (0 <= minutes < 60) or v < 0:
+    # exactly 60.0 minutes: a receiver rounding 59.99996 up; gpsd's arithmetic accepts it
+    if not (0 <= minutes <= 60) or v < 0:
         raise ValueError(f"bad coordinate {value!r}")
     out = deg + minutes / 60.0
     if out > limit:

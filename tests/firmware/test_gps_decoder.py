@@ -349,3 +349,8 @@ def test_staleness_and_config():
     assert not flt.is_stale(9.9)
     assert flt.is_stale(10.1)
     assert flt.is_stale(None)
+
+
+def test_sixty_minutes_from_a_rounding_receiver_is_the_next_degree():
+    [fix] = decode(gga(lat="5260.0000"), rmc(lat="5260.0000"))
+    assert fix.mode == 3 and fix.lat == 53.0
