@@ -155,14 +155,19 @@ def sentence(body: str) -> str:
     return f"${body}*{checksum(body)}\r\n"
 
 
+def _dm(v: float, width: int) -> str:
+    """Degrees and decimal minutes, rounded as a whole so 52.999999 is 5300.0000."""
+    minutes = round(abs(v) * 60, 4)
+    d, m = divmod(minutes, 60)
+    return f"{int(d):0{width}d}{m:07.4f}"
+
+
 def _lat(v: float) -> tuple[str, str]:
-    d = int(abs(v))
-    return f"{d:02d}{(abs(v) - d) * 60:07.4f}", "N" if v >= 0 else "S"
+    return _dm(v, 2), "N" if v >= 0 else "S"
 
 
 def _lon(v: float) -> tuple[str, str]:
-    d = int(abs(v))
-    return f"{d:03d}{(abs(v) - d) * 60:07.4f}", "E" if v >= 0 else "W"
+    return _dm(v, 3), "E" if v >= 0 else "W"
 
 
 def epoch_sentences(

@@ -92,3 +92,11 @@ def test_feeder_writes_epochs_into_a_pty_and_survives_unplugging(tmp_path):
         assert os.path.exists(tmp_path / "gps"), "the port did not come back"
     finally:
         feeder.stop()
+
+
+def test_coordinates_round_as_a_whole():
+    from firmware.simulator import _lat, _lon
+
+    assert _lat(52.9999999) == ("5300.0000", "N")
+    assert _lon(-10.5) == ("01030.0000", "W")
+    assert _lat(52.3215) == ("5219.2900", "N")
