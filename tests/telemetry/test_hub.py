@@ -245,3 +245,11 @@ def test_hub_refuses_a_random_client_id(hub_store):
 
     with pytest.raises(ConfigError, match="fixed client id"):
         Hub(hub_store, {}, client_id="")
+
+
+def test_vanbox_hub_names_a_missing_config(tmp_path, capsys):
+    from firmware.cli import main
+
+    assert main(["hub", "--config", str(tmp_path / "nope.toml")]) == 2
+    err = capsys.readouterr().err
+    assert "vanbox hub: error:" in err and "nope.toml: no such file" in err
