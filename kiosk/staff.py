@@ -162,6 +162,13 @@ NOTES_DE = (
     (r"A check-in may name several topics; shares are of all check-ins\.",
      "Ein Check-in kann mehrere Themen nennen; Anteile beziehen sich auf alle Check-ins."),
     (r"Only days with a finding are listed\.", "Nur Tage mit Auffälligkeiten sind aufgeführt."),
+    (r"Per stop visit: offline = more than 10 min with no record at all; without GPS fix ="
+     r" more than 10 min between fixes, less offline time; sensor blocked = from"
+     r" sensor_blocked to sensor_ok\. Counts outside stops are door counts not in any visit\.",
+     "Je Halt: offline = mehr als 10 min ohne jede Aufzeichnung; ohne GPS-Fix = mehr als"
+     " 10 min zwischen zwei Positionen, abzüglich der Offline-Zeit; Sensor blockiert = von"
+     " „sensor_blocked“ bis „sensor_ok“. Zählungen außerhalb von Halten sind Türzählungen"
+     " außerhalb jedes Halts (z. B. am Depot)."),
 )  # fmt: skip
 # Which columns each report's chart draws (people, not stop visits or shares).
 CHART_SERIES = {

@@ -24,7 +24,7 @@ from kiosk.auth import set_user
 from telemetry import reports
 from telemetry.clock import ScaledClock
 from telemetry.config import default_config
-from telemetry.events import CheckIn, Footfall, StopVisit
+from telemetry.events import CheckIn, Footfall, Position, StopVisit
 
 pytestmark = pytest.mark.browser
 
@@ -62,6 +62,13 @@ def month_of_service(cfg, store) -> None:
             )
             end = min(left, NOW)
             span = (end - arrived).total_seconds()
+            # A parked fix every 2 minutes; on the 10th the receiver loses the fix for 24 min.
+            gap = (day.day == 10, arrived + timedelta(minutes=40), arrived + timedelta(minutes=64))
+            t = arrived
+            while t <= end:
+                if not (gap[0] and gap[1] < t < gap[2]):
+                    events.append(Position(t.astimezone(UTC), stop.lat, stop.lon, hdop=1.2))
+                t += timedelta(minutes=2)
             inside = 0
             for _ in range(rng.randint(2, 14)):
                 t = arrived + timedelta(seconds=rng.uniform(60, span - 60))
