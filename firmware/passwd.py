@@ -63,5 +63,8 @@ def run(args) -> int:
         return 0
     hash_ = hash_password(read_password(args.user))
     new = set_user(path, args.user, hash_)
-    print(f"{'added login' if new else 'changed the password of'} {args.user!r} in {path}")
+    if new:
+        print(f"added login {args.user!r} to {path}")
+    else:
+        print(f"changed the password of {args.user!r} in {path}")
     return 0

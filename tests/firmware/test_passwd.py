@@ -36,7 +36,7 @@ def run_cli(monkeypatch, argv: list[str], stdin: str = "", tty: bool = False) ->
 def test_add_change_delete_keeps_other_lines(tmp_path, monkeypatch, capsys):
     f = tmp_path / "staff.passwd"
     assert run_cli(monkeypatch, ["anna", "--passwd-file", str(f)], "geheim-anna-1\n") == 0
-    assert "added login 'anna'" in capsys.readouterr().out
+    assert f"added login 'anna' to {f}" in capsys.readouterr().out
     assert run_cli(monkeypatch, ["ben", "--passwd-file", str(f)], "geheim-ben-22\n") == 0
     users = read_passwd(f)
     assert set(users) == {"anna", "ben"}
