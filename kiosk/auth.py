@@ -339,9 +339,9 @@ class Sessions:
             self._open[sid] = _Session(user, pwid, now)
         return sid
 
-    def touch(self, sid: str, now: float) -> tuple[_Session | None, str]:
-        """The session and "" if it is valid (its idle time starts again); else
-        (None, "expired") or (None, "") for an unknown id."""
+    def touch(self, sid: str, now: float, *, active: bool = True) -> tuple[_Session | None, str]:
+        """The session and "" if it is valid (with ``active``, its idle time starts
+        again); else (None, "expired") or (None, "") for an unknown id."""
         with self._lock:
             s = self._open.get(sid)
             if s is None:
@@ -349,7 +349,8 @@ class Sessions:
             if now - s.seen > self.timeout_s or now < s.seen - 60:
                 del self._open[sid]
                 return None, "expired"
-            s.seen = now
+            if active:
+                s.seen = now
             return s, ""
 
     def drop(self, sid: str) -> None:
@@ -435,14 +436,14 @@ def logout() -> None:
     session.pop(S_CSRF, None)
 
 
-def current_user() -> tuple[str | None, str]:
-    """(login name or None, why not: "" | "expired" | "changed"). A valid session's idle
-    time starts again."""
+def current_user(*, active: bool = True) -> tuple[str | None, str]:
+    """(login name or None, why not: "" | "expired" | "changed"). With ``active`` (a
+    person's request, not a page refreshing itself) the idle time starts again."""
     sid = session.get(S_SID)
     if not sid:
         return None, ""
     auth = get_auth()
-    s, why = auth.sessions.touch(sid, clock())
+    s, why = auth.sessions.touch(sid, clock(), active=active)
     if s is None:
         logout()
         return None, why

@@ -80,7 +80,9 @@ def _guard():
         abort(400, "CSRF-Token fehlt oder ist falsch. Bitte die Seite neu laden.")
     if request.endpoint in OPEN_ENDPOINTS:
         return None
-    user, why = auth.current_user()
+    # The today page reloads itself with ?auto=1: that is not the person being active, so
+    # an unattended tablet still logs out after staff.session_minutes.
+    user, why = auth.current_user(active=request.args.get("auto") != "1")
     if user is None:
         if request.endpoint in FILE_ENDPOINTS:
             return Response(
@@ -357,6 +359,8 @@ def _login_page(error: str = "", status: int = 200, name: str = ""):
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if request.method == "GET":
+        if auth.current_user(active=False)[0]:
+            return redirect(_safe_next(request.args.get("next")))
         return _login_page()
     name = (request.form.get("name") or "").strip()[:64]
     password = request.form.get("password") or ""
@@ -394,6 +398,7 @@ def today():
     return render_template(
         "staff/today.html", f=figures, now=local, van=van, vans=vans,
         show_vans=_show_vans(vans), refresh_s=REFRESH_S, page="today",
+        refresh_url=url_for("staff.today", auto=1, **q),
         day_url=url_for("staff.report", name="summary", p="day", d=local.date().isoformat(), **q),
     )  # fmt: skip
 

@@ -141,9 +141,8 @@ def test_login_then_every_page_opens_and_next_is_kept(app):
 
 
 def test_next_cannot_leave_the_staff_area(app):
-    c = app.test_client()
     for target in ("https://evil.example/", "//evil.example/staff", "/map", "javascript:x"):
-        r = login(c, next_=target)
+        r = login(app.test_client(), next_=target)
         assert r.headers["Location"] == "/staff/", target
 
 
@@ -193,6 +192,29 @@ def test_session_expires_after_idle_minutes(app, clock):
     # The old session stays dead even when time would allow it again.
     clock.advance(-SESSION_MIN)
     assert not logged_in(c)
+
+
+def test_self_refreshing_page_does_not_keep_the_session_alive(app, clock):
+    c = app.test_client()
+    assert login(c).status_code == 302
+    html = c.get("/staff/").text
+    m = re.search(r'http-equiv="refresh" content="(\d+); url=([^"]+)"', html)
+    assert m, "the today page refreshes itself"
+    refresh_url = m.group(2).replace("&amp;", "&")
+    assert "auto=1" in refresh_url
+    for _ in range(SESSION_MIN - 1):  # a tablet left alone: one reload a minute
+        clock.advance(1)
+        assert c.get(refresh_url).status_code == 200
+    clock.advance(2)
+    r = c.get(refresh_url)
+    assert is_login_redirect(r) and "why=expired" in r.headers["Location"]
+
+
+def test_login_page_when_logged_in_goes_on(app):
+    c = app.test_client()
+    assert login(c).status_code == 302
+    r = c.get("/staff/login?next=/staff/annual")
+    assert r.status_code == 302 and r.headers["Location"] == "/staff/annual"
 
 
 def test_logout_ends_the_session_even_for_a_copied_cookie(app):
@@ -251,7 +273,7 @@ def test_success_resets_the_failure_count(app):
     c = app.test_client()
     for _ in range(MAX_FAILURES - 1):
         assert login(c, password="falsch-falsch").status_code == 401
-    assert login(c).status_code == 302
+    assert login(app.test_client()).status_code == 302
     for _ in range(MAX_FAILURES - 1):
         assert login(c, password="falsch-falsch").status_code == 401
     assert login(c).status_code == 302

@@ -124,10 +124,18 @@ def page(browser, server):
     pg.set_default_timeout(15_000)
     base = server[0]
     outside: list[str] = []
+    errors: list[str] = []
     pg.on("request", lambda r: None if r.url.startswith((base, "data:")) else outside.append(r.url))
+    # The wrong-password answer is a 401 on purpose; Chromium logs every 4xx page.
+    pg.on(
+        "console",
+        lambda m: errors.append(m.text) if m.type == "error" and "401" not in m.text else None,
+    )
+    pg.on("pageerror", lambda e: errors.append(str(e)))
     yield pg
     ctx.close()
     assert outside == [], f"requests left the box: {outside}"
+    assert errors == [], f"errors in the browser console (CSP?): {errors}"
 
 
 def log_in(page, base: str) -> None:
