@@ -4,8 +4,10 @@
 
 1. HTTP: ``/api/public/vans`` served by waitress (the same server ``vanbox hub`` runs,
    in its own process) to ``--clients`` concurrent keep-alive clients for ``--seconds``:
-   requests/s, p50 and p99 latency; as plain 200 responses and as the page polls it
-   (``If-None-Match`` -> 304). Baseline: a trivial endpoint in the same server.
+   requests/s, p50 and p99 latency; as plain 200 responses, as a conditional GET
+   (``If-None-Match`` -> 304) and as the page polls it (``?since=<etag>`` -> a short
+   "unchanged"). Baseline: a trivial endpoint in the same server. Closed loop (every
+   client back to back) and open loop (``--rate`` requests/s offered in all).
    Goal: >= 1,000 req/s and p99 <= 100 ms.
 2. Ingest: ``--events`` events (2 vans: track batches of 50 fixes, and single door
    counts) queued by a real mosquitto while the hub is down; then the hub starts and
@@ -196,7 +198,9 @@ def bench_http(args) -> None:
                 ("baseline: trivial endpoint", "/bench/trivial", None),
                 ("/api/public/vans (200, full body)", "/api/public/vans", None),
                 ("/api/public/vans (If-None-Match -> 304)", "/api/public/vans", etag),
-            )
+                ("/api/public/vans?since= (page's poll)",
+                 f"/api/public/vans?since={etag.strip(chr(34))}", None),
+            )  # fmt: skip
             for title, rate in (
                 ("closed loop: every client back to back (the most the server does)", None),
                 (f"open loop: {args.rate:g} req/s offered, spread over the clients", args.rate),

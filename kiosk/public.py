@@ -6,7 +6,8 @@ Routes (registered by :func:`init_app`):
 - mode ``box``: ``/map`` this van only;
 - both: ``/api/public/vans`` and ``/api/public/vans/<id>``: exactly what the page shows,
   as JSON (``{"vans": [...], "stops": [...], "today": "YYYY-MM-DD"}``), with an ETag so
-  the page can poll cheaply (``If-None-Match`` gets ``304 Not Modified``);
+  clients can poll cheaply (``If-None-Match`` gets ``304 Not Modified``; the page sends
+  ``?since=<etag>`` and gets ``{"unchanged": true}``, which keeps the connection open);
 - ``/public/leaflet/<file>``: Leaflet from the ``xstatic-leaflet`` package (no CDN).
 
 Everything shown goes through :func:`telemetry.privacy.public_view`. The page is
@@ -158,6 +159,8 @@ def _payload(van: str | None) -> tuple[dict[str, Any], bytes, str]:
         return hit[2], hit[3], hit[4]
     version = st.reader().execute("PRAGMA data_version").fetchone()[0]
     if cacheable and hit is not None and hit[0] == version and mono - hit[1] < CACHE_SECONDS:
+        if van is None:
+            current_app.extensions[FAST_KEY].snapshot = (mono, hit[3], hit[4])
         return hit[2], hit[3], hit[4]
     now = _now()
     box = appctx.mode() == "box"
@@ -171,14 +174,72 @@ def _payload(van: str | None) -> tuple[dict[str, Any], bytes, str]:
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     etag = hashlib.blake2b(body, digest_size=12).hexdigest()
     entries[van] = (version, mono, data, body, etag)
+    if cacheable and van is None:
+        current_app.extensions[FAST_KEY].snapshot = (mono, body, etag)
     return data, body, etag
 
 
+UNCHANGED = b'{"unchanged":true}'
+FAST_KEY = "vanbox_public_fast"
+
+
+def _headers(etag: str) -> dict[str, str]:
+    return {
+        "ETag": f'"{etag}"',
+        "Cache-Control": "no-cache",
+        "Vary": "Accept-Language",
+        "X-Content-Type-Options": "nosniff",
+    }
+
+
+class FastPoll:
+    """WSGI shortcut for the hottest request, the all-vans poll: while the payload the
+    last Flask request built or checked is younger than ``FRESH_SECONDS``, answer
+    ``GET /api/public/vans`` (plain, ``?since=`` or ``If-None-Match``) from it without
+    going through Flask. Anything else, or an older payload, goes to the app (which
+    checks the store and renews the snapshot). The answers are the same bytes and
+    headers as :func:`_json_response`'s."""
+
+    PATH = "/api/public/vans"
+
+    def __init__(self, wsgi_app) -> None:
+        self.wsgi_app = wsgi_app
+        self.snapshot: tuple[float, bytes, str] | None = None
+
+    def __call__(self, environ, start_response):
+        snap = self.snapshot
+        if (
+            snap is not None
+            and environ.get("PATH_INFO") == self.PATH
+            and environ.get("REQUEST_METHOD") == "GET"
+            and time.monotonic() - snap[0] < FRESH_SECONDS
+        ):
+            _, body, etag = snap
+            query = environ.get("QUERY_STRING", "")
+            headers = _headers(etag)
+            if f'"{etag}"' in environ.get("HTTP_IF_NONE_MATCH", ""):
+                start_response("304 NOT MODIFIED", list(headers.items()))
+                return [b""]
+            if query in ("", f"since={etag}"):
+                out = body if not query else UNCHANGED
+                headers["Content-Type"] = "application/json"
+                headers["Content-Length"] = str(len(out))
+                start_response("200 OK", list(headers.items()))
+                return [out]
+        return self.wsgi_app(environ, start_response)
+
+
 def _json_response(body: bytes, etag: str) -> Response:
+    """The payload with its ETag. ``If-None-Match`` with the current ETag gets a ``304``.
+    ``?since=<etag>`` (what the page polls with) gets a short ``200 {"unchanged": true}``
+    instead: waitress closes the connection after every 304 (it has no Content-Length),
+    and a reconnect per poll costs more than the 18 bytes."""
     quoted = f'"{etag}"'
-    headers = {"ETag": quoted, "Cache-Control": "no-cache", "Vary": "Accept-Language"}
+    headers = _headers(etag)
     if quoted in request.headers.get("If-None-Match", ""):
         return Response(status=304, headers=headers)
+    if request.args.get("since") == etag:
+        return Response(UNCHANGED, mimetype="application/json", headers=headers)
     return Response(body, mimetype="application/json", headers=headers)
 
 
@@ -313,3 +374,6 @@ def init_app(app: Flask) -> None:
         if mode in modes:
             bp.add_url_rule(rule, endpoint, view, methods=["GET"])
     app.register_blueprint(bp)
+    fast = FastPoll(app.wsgi_app)
+    app.extensions[FAST_KEY] = fast
+    app.wsgi_app = fast  # type: ignore[method-assign]

@@ -119,10 +119,16 @@ def test_etag_polling(hub):
     assert r.headers["Cache-Control"] == "no-cache"
     r2 = c.get("/api/public/vans", headers={"If-None-Match": etag})
     assert r2.status_code == 304 and r2.data == b""
+    # The page's way: the ETag as ?since=, answered in a few bytes while nothing changed.
+    r2b = c.get(f"/api/public/vans?since={etag.strip(chr(34))}")
+    assert r2b.status_code == 200 and r2b.get_json() == {"unchanged": True}
+    assert r2b.headers["ETag"] == etag
+    assert c.get("/api/public/vans?since=stale").get_json()["vans"]
     # A new fix at the stop changes the answer (and so the ETag).
     st.ingest_many([Position(time=MON_1115, lat=MARKT[0] + 0.0005, lon=MARKT[1], van="van-a")])
     r3 = c.get("/api/public/vans", headers={"If-None-Match": etag})
     assert r3.status_code == 200 and r3.headers["ETag"] != etag
+    assert c.get(f"/api/public/vans?since={etag.strip(chr(34))}").get_json()["vans"]
     assert r3.get_json()["vans"][0]["position"]["lat"] == round(MARKT[0] + 0.0005, 4)
 
 
@@ -182,4 +188,39 @@ def test_box_mode_map_shows_this_van_only(tmp_path):
     assert c.get("/api/public/vans/other").status_code == 404
     assert "JUNGregio-Mobil" in c.get("/map").get_data(as_text=True)
     assert c.get("/van/van-a").status_code == 404  # the hub's routes are not on the box
+    st.close()
+
+
+def test_the_fast_poll_path_answers_exactly_like_the_app(tmp_path, monkeypatch):
+    import kiosk.public as public
+
+    st = Store(tmp_path / "hub.db")
+    st.ingest_many([Position(time=datetime.now(UTC), lat=MARKT[0], lon=MARKT[1], van="van-a")])
+    with st.transaction() as conn:
+        conn.execute("INSERT INTO van_status (van, status) VALUES ('van-a', 'online')")
+    app = create_app({"TESTING": True}, config=make_cfg(), store=st, mode="hub")
+    monkeypatch.setattr(public, "FRESH_SECONDS", 3600.0)
+    c = app.test_client()
+    slow = c.get("/api/public/vans")  # through Flask: builds the snapshot
+    etag = slow.headers["ETag"].strip('"')
+    slow_since = c.get(f"/api/public/vans?since={etag}")
+    fast = app.extensions[public.FAST_KEY]
+
+    def no_flask(environ, start_response):
+        raise AssertionError(f"went through Flask: {environ['PATH_INFO']}")
+
+    fast.wsgi_app = no_flask
+    for path, want in (("/api/public/vans", slow), (f"/api/public/vans?since={etag}", slow_since)):
+        r = c.get(path)
+        assert r.status_code == 200 and r.data == want.data
+        assert dict(r.headers.items()) == dict(want.headers.items())
+    r = c.get("/api/public/vans", headers={"If-None-Match": f'"{etag}"'})
+    assert r.status_code == 304
+    # Anything else is not the shortcut's business.
+    with pytest.raises(AssertionError, match="went through Flask"):
+        c.get("/api/public/vans/van-a")
+    # An old snapshot is not used.
+    monkeypatch.setattr(public, "FRESH_SECONDS", 0.0)
+    with pytest.raises(AssertionError, match="went through Flask"):
+        c.get("/api/public/vans")
     st.close()

@@ -169,10 +169,11 @@
   // --- polling -------------------------------------------------------------------------
 
   var failures = 0;
+  // Polls with the last ETag as ?since=: an unchanged answer is {"unchanged": true}
+  // (a 304 would make the server close the connection every time).
   function poll() {
-    var headers = {};
-    if (etag) headers["If-None-Match"] = '"' + etag + '"';
-    fetch(cfg.api, { headers: headers, cache: "no-store" }).then(function (r) {
+    var url = cfg.api + (etag ? "?since=" + encodeURIComponent(etag) : "");
+    fetch(url, { cache: "no-store" }).then(function (r) {
       var date = r.headers.get("Date");
       if (date) skewMs = Date.parse(date) - Date.now();
       if (r.status === 304) return null;
@@ -184,7 +185,7 @@
       failures = 0;
       state.polls++;
       document.getElementById("stale").hidden = true;
-      if (fresh) {
+      if (fresh && !fresh.unchanged) {
         data = fresh;
         renderList();
         updateMap();
