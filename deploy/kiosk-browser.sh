@@ -107,8 +107,8 @@ wait_healthy() {
 mark_clean_exit() {
   local prefs="$KIOSK_PROFILE/Default/Preferences"
   if [ -f "$prefs" ]; then
-    sed -i -e 's/"exited_cleanly":false/"exited_cleanly":true/' \
-      -e 's/"exit_type":"[A-Za-z]*"/"exit_type":"Normal"/' "$prefs" 2>/dev/null || true
+    sed -i -E -e 's/"exited_cleanly": *false/"exited_cleanly":true/' \
+      -e 's/"exit_type": *"[A-Za-z]*"/"exit_type":"Normal"/' "$prefs" 2>/dev/null || true
   fi
 }
 
