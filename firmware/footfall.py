@@ -39,11 +39,13 @@ gpiozero's mock pins ignore ``bounce_time``, and real pins' bounce handling only
 suppresses edges after the first one; so ``bounce_time`` is ``None`` and the
 :class:`Debouncer` here does the work, the same on the Pi as in the tests.
 
-Time: the sensors read ``clock()`` (default :func:`time.time`) when an edge arrives,
-corrected by gpiozero's own edge timestamp when the callback runs late. A simulated van
-gives them the same accelerated clock its visitors sleep on (see ``firmware.visitors``);
-a clock may say how fast it runs in an attribute ``speed`` (simulated seconds per real
-second; 1.0 if absent, 0.0 for a clock that only moves when told to).
+Time: the sensors read their clock when an edge arrives, corrected by gpiozero's own
+edge timestamp when the callback runs late. ``clock`` is a function returning epoch
+seconds (default :func:`time.time`, or a bound ``clock.time``) or an object with a
+``time()`` method (:mod:`telemetry.clock`). A simulated van gives them the same
+accelerated clock its visitors sleep on (see :mod:`firmware.visitors`). A clock (or the
+owner of the bound method) may say how fast it runs in ``speed``: simulated seconds per
+real second; 1.0 if absent, 0.0 for a clock that only moves when told to.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ from telemetry.events import Footfall, from_epoch
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], float]
+Clock = Callable[[], float] | Any  # a function like time.time, or an object with .time()
 OnEvent = Callable[[Footfall], None]
 
 
@@ -590,6 +592,10 @@ class FootfallSensor:
         self.pull_up = bool(pull_up)
         self.invert = bool(invert)
         self.clock = clock
+        # A function giving the time, and the object that may say how fast it runs
+        # (``speed``): the clock itself, or the owner of a bound ``clock.time``.
+        self._time: Callable[[], float] = clock if callable(clock) else clock.time
+        self._clock_owner = getattr(self._time, "__self__", clock)
         self.on_event = on_event
         self.tick_interval = float(tick_interval)
         self._rest_active = _ACTIVE_AT_REST[self.kind] ^ self.invert
@@ -603,7 +609,7 @@ class FootfallSensor:
                 self.inputs[name] = _open_input(pin, self.pull_up, pin_factory)
             with self._lock:
                 levels = {n: self._logical(d.is_active) for n, d in self.inputs.items()}
-                self.counter = make_counter(self.clock(), levels)
+                self.counter = make_counter(self._time(), levels)
                 for name, dev in self.inputs.items():
                     dev.when_activated = self._callback(name, dev, True)
                     dev.when_deactivated = self._callback(name, dev, False)
@@ -654,11 +660,15 @@ class FootfallSensor:
 
     # -- feeding --------------------------------------------------------------------------
 
+    def _speed(self) -> float:
+        speed = getattr(self._clock_owner, "speed", 1.0)
+        return float(speed) if isinstance(speed, int | float) else 1.0
+
     def _now(self, latency: float | None = None) -> float:
-        t = self.clock()
+        t = self._time()
         if latency is not None and 0.0 < latency < 1.0:
             # gpiozero's own timestamp of the edge says the callback ran late.
-            t -= latency * getattr(self.clock, "speed", 1.0)
+            t -= latency * self._speed()
         return t
 
     def _callback(self, name: str, dev: Any, gz_active: bool) -> Callable[[], None]:
@@ -685,7 +695,7 @@ class FootfallSensor:
         with self._lock:
             if self._closed:
                 return []
-            events = self.counter.tick(self.clock())
+            events = self.counter.tick(self._time())
             self._emit(events)
             return events
 
@@ -705,9 +715,9 @@ class FootfallSensor:
                     return
                 wait = self.tick_interval
                 deadline = self.counter.deadline()
-                speed = getattr(self.clock, "speed", 1.0)
+                speed = self._speed()
                 if deadline is not None and speed > 0:
-                    wait = min(wait, max(0.0, (deadline - self.clock()) / speed))
+                    wait = min(wait, max(0.0, (deadline - self._time()) / speed))
                 self._wake.wait(wait)
                 if self._closed:
                     return

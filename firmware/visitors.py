@@ -14,15 +14,21 @@ Time, and running faster than real time
 ---------------------------------------
 The sensor and the visitors must share one clock. At ``--speed 60`` a 0.3 s beam break
 lasts 5 ms of real time: a sensor on :func:`time.time` would see every break as a
-glitch shorter than its debounce. So the demo gives both the same :class:`SimClock`:
-it runs ``speed`` times faster than real time, and real sleeps are divided by
-``speed``. During a walk, :func:`play` *steps* the clock: it still sleeps the scaled
-real time between two edges, but then sets the clock to exactly the planned time.
-The sensor timestamps edges (and its ticker judges timeouts) on that stepped time, so a
-thread switch, a busy CPU or a sleep that overshoots never shortens or stretches a beam
-break as the sensor sees it, and counts are the same at any speed from 1 to 60 (and
-beyond). Outside walks the clock runs freely; it never goes backwards. Tests use
-:class:`ManualClock`, which stands still until slept on, so they take no real time.
+glitch shorter than its debounce. So the demo gives both the same :class:`SimClock`, a
+:class:`telemetry.clock.ScaledClock` (``speed`` times faster than real time; real
+sleeps are divided by ``speed``) that can also be *stepped*: during a walk, :func:`play`
+still sleeps the scaled real time between two edges, but then sets the clock to exactly
+the planned time. The sensor timestamps edges (and its ticker judges timeouts) on that
+stepped time, so a thread switch, a busy CPU or a sleep that overshoots never shortens
+or stretches a beam break as the sensor sees it, and counts are the same at any speed
+from 1 to 60 (and beyond). Outside walks the clock runs freely; it never goes back.
+
+Any clock with ``time()`` and ``sleep()`` works here (or a plain function for the
+time); one that cannot be stepped (a bare ``ScaledClock``) times walks by real sleeps:
+intervals then only ever get longer, never shorter, but at speed S a stall of J real
+seconds stretches a walk by S x J simulated ones, and a walk stretched past
+``max_pass_ms`` is not counted. Tests use :class:`ManualClock`, which stands still until
+slept on, so they take no real time.
 """
 
 from __future__ import annotations
@@ -34,19 +40,44 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from firmware.footfall import active_is_high
+from telemetry.clock import Clock as WallClock
+from telemetry.clock import ScaledClock
 
 # ---------------------------------------------------------------------------------------
 # Clocks
 # ---------------------------------------------------------------------------------------
 
 
-class ManualClock:
+def clock_time(clock: Any) -> float:
+    """The time on ``clock``: an object with ``time()`` (:mod:`telemetry.clock`) or a
+    function returning epoch seconds."""
+    return clock.time() if hasattr(clock, "time") else clock()
+
+
+def clock_sleep_until(clock: Any, t: float, stop: threading.Event | None = None) -> bool:
+    """Sleep on ``clock`` until its time ``t``, in real slices of at most 0.1 s so that
+    ``stop`` is noticed; returns False (early) if ``stop`` gets set."""
+    if hasattr(clock, "sleep_until"):
+        return clock.sleep_until(t, stop)
+    speed = getattr(clock, "speed", 1.0) or 1.0
+    while True:
+        if stop is not None and stop.is_set():
+            return False
+        remaining = t - clock_time(clock)
+        if remaining <= 0:
+            return True
+        clock.sleep(min(remaining, 0.1 * speed))
+
+
+class ManualClock(WallClock):
     """A clock that stands still until :meth:`sleep` or :meth:`advance` moves it.
 
-    ``speed`` is 0: it does not move with real time. Thread-safe."""
+    ``speed`` is 0: it does not move with real time. Callable, like :func:`time.time`.
+    Thread-safe."""
 
     speed = 0.0
 
@@ -54,15 +85,14 @@ class ManualClock:
         self._t = float(start)
         self._lock = threading.Lock()
 
-    def __call__(self) -> float:
-        return self._t
-
     def time(self) -> float:
         return self._t
 
-    def sleep(self, dt: float) -> None:
+    __call__ = time
+
+    def sleep(self, seconds: float) -> None:
         with self._lock:
-            self._t += max(0.0, dt)
+            self._t += max(0.0, seconds)
 
     advance = sleep
 
@@ -78,60 +108,78 @@ class ManualClock:
         return nullcontext()
 
 
-class SimClock:
-    """Simulated epoch seconds running ``speed`` times faster than real time.
+class SimClock(ScaledClock):
+    """:class:`telemetry.clock.ScaledClock` (simulated time ``speed`` times faster than
+    real time) that a visitor driver can *step*.
 
-    ``SimClock(speed=60)`` starts at the real time now (or ``start``). ``sleep(dt)`` and
-    ``sleep_until(t)`` sleep ``dt / speed`` real seconds. Inside ``with
-    clock.stepping():`` the clock holds still except that each :meth:`sleep` moves it by
-    exactly ``dt`` after the real sleep; ``speed`` reads 0 meanwhile. It never goes back.
+    Inside ``with clock.stepping():`` the clock holds still, except that each
+    :meth:`sleep` by the stepping thread moves it by exactly the seconds asked for
+    (after sleeping ``seconds / speed`` real ones); ``speed`` reads 0 meanwhile. When
+    the block ends the clock runs on from the real scaled time, never going back past
+    the last stepped time (except by :meth:`jump`). Callable, like :func:`time.time`.
     """
 
     # Real sleeps shorter than this are skipped (contact bounce at 60x: microseconds).
     MIN_REAL_SLEEP = 0.0002
 
-    def __init__(self, speed: float = 1.0, start: float | None = None):
-        if not speed > 0:
-            raise ValueError("speed must be > 0")
-        self._speed = float(speed)
-        self._t0 = time.time() if start is None else float(start)
-        self._m0 = time.monotonic()
-        self._floor = self._t0
+    def __init__(self, start: datetime | float | None = None, speed: float = 1.0):
+        if start is None:
+            start = time.time()
+        if not isinstance(start, datetime):
+            start = datetime.fromtimestamp(start, UTC)
         self._held: float | None = None
         self._stepper: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._floor = float("-inf")
+        super().__init__(start, speed)
 
-    @property
+    @property  # type: ignore[override]
     def speed(self) -> float:
         """Simulated seconds per real second right now (0 while stepping)."""
         return 0.0 if self._held is not None else self._speed
+
+    @speed.setter
+    def speed(self, value: float) -> None:
+        self._speed = float(value)
 
     @property
     def factor(self) -> float:
         """The configured speed factor, stepping or not."""
         return self._speed
 
-    def __call__(self) -> float:
+    def real_seconds(self, sim_seconds: float) -> float:
+        return sim_seconds / self._speed
+
+    def at(self, sim: datetime) -> float:
+        """Real seconds from now until simulated time ``sim`` (may be negative)."""
+        return (sim.timestamp() - self.time()) / self._speed
+
+    def _scaled(self) -> float:
+        return self._start + self._offset + (time.monotonic() - self._t0) * self._speed
+
+    def time(self) -> float:
         with self._lock:
             if self._held is not None:
                 return self._held
-            t = max(self._floor, self._t0 + (time.monotonic() - self._m0) * self._speed)
-            self._floor = t
-            return t
+            return max(self._floor, self._scaled())
 
-    def time(self) -> float:
-        return self()
+    __call__ = time
 
-    def _real_sleep(self, real: float) -> None:
+    def jump(self, seconds: float) -> None:
+        with self._lock:
+            self._offset += seconds
+            self._floor = float("-inf")
+
+    def _stepping_here(self) -> bool:
+        return self._held is not None and self._stepper is threading.current_thread()
+
+    def sleep(self, seconds: float) -> None:
+        seconds = max(0.0, seconds)
+        real = seconds / self._speed
         if real >= self.MIN_REAL_SLEEP:
             time.sleep(real)
-
-    def sleep(self, dt: float) -> None:
-        dt = max(0.0, dt)
-        self._real_sleep(dt / self._speed)
-        if self._held is not None and self._stepper is threading.current_thread():
+        if self._stepping_here():
             with self._lock:
-                self._held += dt
+                self._held += seconds
 
     def sleep_until(self, t: float, stop: threading.Event | None = None) -> bool:
         """Sleep until simulated time ``t`` in real slices of at most 0.1 s; returns
@@ -139,22 +187,26 @@ class SimClock:
         while True:
             if stop is not None and stop.is_set():
                 return False
-            remaining = t - self()
+            remaining = t - self.time()
             if remaining <= 0:
                 return True
-            if self._held is not None and self._stepper is threading.current_thread():
+            if self._stepping_here():
                 self.sleep(remaining)
                 return True
-            self._real_sleep(min(0.1, remaining / self._speed))
+            time.sleep(max(self.MIN_REAL_SLEEP, min(0.1, remaining / self._speed)))
 
     @contextmanager
     def stepping(self) -> Iterator[None]:
         with self._lock:
-            if self._held is not None:
-                raise RuntimeError("SimClock is already being stepped")
-            now = max(self._floor, self._t0 + (time.monotonic() - self._m0) * self._speed)
-            self._held = now
-            self._stepper = threading.current_thread()
+            nested = self._held is not None
+            if nested and self._stepper is not threading.current_thread():
+                raise RuntimeError("SimClock is already being stepped by another thread")
+            if not nested:
+                self._held = max(self._floor, self._scaled())
+                self._stepper = threading.current_thread()
+        if nested:  # already stepping in this thread: the outer block ends it
+            yield
+            return
         try:
             yield
         finally:
@@ -164,7 +216,10 @@ class SimClock:
                 self._stepper = None
 
 
-Clock = ManualClock | SimClock
+def stepping(clock: Any) -> AbstractContextManager[None]:
+    """``clock.stepping()`` where the clock can be stepped, else a no-op."""
+    step = getattr(clock, "stepping", None)
+    return step() if step is not None else nullcontext()
 
 
 # ---------------------------------------------------------------------------------------
@@ -290,8 +345,9 @@ class PinDriver:
         )
 
     def rest(self) -> None:
-        """Put every line at rest: door shut, beams clear (call after opening the
-        sensor: a mock pin with a pull-up reads HIGH, which for a door means open)."""
+        """Put every line at rest: door shut, beams clear. Call it after opening the
+        sensor (a mock pin with a pull-up reads HIGH, which for a door means open), and
+        let the debounce time pass on the clock before the first walk."""
         for line in self.pins:
             self.set(line, False)
 
@@ -303,10 +359,10 @@ class PinDriver:
             pin.drive_low()
 
 
-def play(edges: Sequence[Edge], driver: PinDriver, clock: Clock) -> None:
-    """Drive planned edges on the pins, sleeping on ``clock`` between them (stepped, see
-    the module doc, so the sensor sees exactly the planned durations)."""
-    with clock.stepping():
+def play(edges: Sequence[Edge], driver: PinDriver, clock: Any) -> None:
+    """Drive planned edges on the pins, sleeping on ``clock`` between them (stepped where
+    the clock can be, see the module doc, so the sensor sees the planned durations)."""
+    with stepping(clock):
         t = 0.0
         for e in sorted(edges, key=lambda e: e.t):
             if e.t > t:
@@ -317,7 +373,7 @@ def play(edges: Sequence[Edge], driver: PinDriver, clock: Clock) -> None:
 
 def walk(
     driver: PinDriver,
-    clock: Clock,
+    clock: Any,
     direction: str = "in",
     rng: random.Random | None = None,
     *,
@@ -436,7 +492,7 @@ class StopResult:
 
 def run_stop(
     driver: PinDriver,
-    clock: Clock,
+    clock: Any,
     plan: Sequence[Crossing],
     *,
     rng: random.Random | None = None,
@@ -448,15 +504,15 @@ def run_stop(
     :func:`crossings`) and walk it. Returns early, with what was walked so far, when
     ``stop`` is set. Times in ``plan`` count from the moment this is called."""
     rng = rng or random.Random()
-    start = clock()
+    start = clock_time(clock)
     result = StopResult()
     free_at = start  # when the doorway is free for the next person
     for c in plan:
         edges = walk_edges(driver.kind, c.direction, rng, bounce=bounce)
-        if not clock.sleep_until(max(start + c.t, free_at), stop):
+        if not clock_sleep_until(clock, max(start + c.t, free_at), stop):
             break
         play(edges, driver, clock)
-        free_at = clock() + 0.5
+        free_at = clock_time(clock) + 0.5
         if c.direction == "in":
             result.walked_in += 1
         else:
