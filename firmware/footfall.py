@@ -924,6 +924,9 @@ def open_sensor(
     kind = sensor_cfg.get("kind", "none")
     if kind == "none":
         return None
+    for key in ("pin", "pin_b") if kind == "beam-pair" else ("pin",):
+        if key not in sensor_cfg:
+            raise SensorError(f"sensor.{key} is missing: set the BCM GPIO number of the input")
     common: dict[str, Any] = dict(
         pull_up=bool(sensor_cfg.get("pull_up", True)),
         debounce_ms=sensor_cfg.get("debounce_ms", 30),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -297,6 +299,8 @@ def test_open_sensor_kinds_and_errors(factory, opened):
         open_sensor({**CFG, "kind": "beam"}, on_event=print, tz=BERLIN, pin_factory=factory)
     with pytest.raises(SensorError, match="unknown sensor kind"):
         open_sensor({**CFG, "kind": "laser"}, on_event=print, tz=BERLIN, pin_factory=factory)
+    with pytest.raises(SensorError, match="sensor.pin_b is missing"):
+        open_sensor({"kind": "beam-pair", "pin": 9}, on_event=print, tz=BERLIN)
     with pytest.raises(SensorError, match="two different pins"):
         BeamPairSensor(20, 20, pin_factory=factory)
     # a pair whose second pin is taken leaves the first pin free again
@@ -318,3 +322,9 @@ def test_close_stops_the_ticker_and_frees_the_pins(factory):
     assert rec.events == []
     again = BeamSensor(26, pin_factory=factory)
     again.close()
+
+
+def test_importing_footfall_does_not_import_gpiozero():
+    code = "import sys, firmware.footfall, firmware.visitors; print('gpiozero' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
