@@ -1,6 +1,9 @@
 """The MQTT publisher: drains the store's outbox to the broker (paho-mqtt v2, QoS 1).
 
-One thread of ours (the *pump*) plus paho's network thread per connection:
+One thread (the *pump*) does everything: it runs paho's network I/O itself (its
+own ``select`` over the broker socket and a wake-up socket, with paho's
+``loop_read``/``loop_write``/``loop_misc``), so PUBACKs are handled where the messages are
+sent, without hand-overs between threads:
 
 - The pump reads unsent outbox rows by priority, then oldest first (counts, check-ins
   and stop visits before positions), publishes them and keeps at most ``max_inflight``
@@ -26,8 +29,8 @@ One thread of ours (the *pump*) plus paho's network thread per connection:
 
 The pump notices new outbox rows by polling ``PRAGMA data_version`` on its own read
 connection every ``poll_s`` (20 ms by default, a memory read when nothing changed);
-:meth:`Publisher.wake` makes it look at once. Nothing raises out of the thread: errors
-are logged, shown in :meth:`Publisher.stats` and retried.
+:meth:`Publisher.wake` (one byte on a socket pair) makes it look at once. Nothing raises
+out of the thread: errors are logged, shown in :meth:`Publisher.stats` and retried.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ import collections
 import json
 import logging
 import random
+import select
+import socket
 import ssl
 import threading
 import time
@@ -56,6 +61,7 @@ log = logging.getLogger("vanbox.publisher")
 
 POSITION_PRIORITY = PRIORITY["position"]
 OTHER_PRIORITIES = sorted({p for k, p in PRIORITY.items() if k != "position"})
+QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux
 TOPIC_OF_KIND = {"footfall": "footfall", "checkin": "checkin", "stop": "stop"}
 
 ClientFactory = Callable[[str], mqtt.Client]
@@ -233,12 +239,15 @@ class Publisher:
         )
         self._ssl = tls_context(cfg["ca_file"]) if cfg["tls"] else None
         self._factory = client_factory or default_client
+        self._refill_at = max(1, self.max_inflight // 4)
         self.status_topic = topics.topic(self.prefix, van, "status")
         self._topic = {k: topics.topic(self.prefix, van, k) for k in topics.KINDS}
 
         self._rng = random.Random()
         self._bucket = TokenBucket(self.rate_limit)
-        self._wake = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._acks: collections.deque[tuple[int, int, bool]] = collections.deque()
@@ -276,7 +285,7 @@ class Publisher:
         """Stop cleanly: wait briefly for in-flight PUBACKs, publish ``offline``
         (retained), disconnect."""
         self._stopping.set()
-        self._wake.set()
+        self.wake()
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -285,7 +294,10 @@ class Publisher:
 
     def wake(self) -> None:
         """Look at the outbox now (call after recording an event; safe from any thread)."""
-        self._wake.set()
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass  # already woken (buffer full) or closed
 
     @property
     def connected(self) -> bool:
@@ -309,7 +321,7 @@ class Publisher:
             "thinned": self._thinned,
         }
 
-    # --- paho callbacks (network thread): only hand over to the pump ---------------
+    # --- paho callbacks (called by paho inside loop_read/loop_misc, in the pump) -----
 
     def _on_connect(self, gen: int, client: mqtt.Client, rc: Any) -> None:
         c = self._conn
@@ -326,19 +338,20 @@ class Publisher:
                 self._reconnects += 1
             self._ever_connected = True
             log.info("connected to %s:%d", self.host, self.port)
-        self._wake.set()
 
     def _on_disconnect(self, gen: int, rc: Any) -> None:
         c = self._conn
         if c is not None and c.gen == gen:
-            if not self._stopping.is_set():
+            if self._stopping.is_set() or c.lost:
+                pass  # the reason is known already (refused, or our own stop)
+            elif c.connected:
                 self._last_error = f"disconnected: {rc}"
+            else:
+                self._last_error = f"connection closed before CONNACK: {rc}"
             c.lost = True
-        self._wake.set()
 
     def _on_publish(self, gen: int, mid: int, rc: Any) -> None:
         self._acks.append((gen, mid, bool(getattr(rc, "is_failure", False))))
-        self._wake.set()
 
     # --- the pump -------------------------------------------------------------------
 
@@ -346,7 +359,7 @@ class Publisher:
         log.info("publishing to %s:%d as %s", self.host, self.port, self.client_id)
         while not self._stopping.is_set():
             try:
-                timeout = self._step()
+                self._io(self._step())
             except Exception as e:  # noqa: BLE001 - the thread must survive anything
                 log.exception("publisher error; retrying")
                 self._last_error = f"{type(e).__name__}: {e}"
@@ -354,9 +367,7 @@ class Publisher:
                     self._close(reconnect=True)
                 except Exception:  # noqa: BLE001
                     self._conn = None
-                timeout = 1.0
-            self._wake.wait(timeout)
-            self._wake.clear()
+                self._stopping.wait(1.0)
         try:
             self._shutdown()
         except Exception:  # noqa: BLE001
@@ -393,6 +404,46 @@ class Publisher:
             return self.poll_s
         return self._fill(c)
 
+    def _io(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for the broker socket or a wake-up, then let paho read,
+        write and keep the connection alive (its callbacks run here)."""
+        c = self._conn
+        sock = c.client.socket() if c is not None else None
+        rl: list = [self._wake_r]
+        wl: list = []
+        pending = False
+        if sock is not None:
+            rl.append(sock)
+            if c.client.want_write():
+                wl.append(sock)
+            pending = bool(getattr(sock, "pending", None) and sock.pending())
+        r, w, _ = select.select(rl, wl, [], 0.0 if pending else max(0.0, timeout))
+        if self._wake_r in r:
+            try:
+                while self._wake_r.recv(4096):
+                    pass
+            except (BlockingIOError, OSError):
+                pass
+        if c is None or sock is None:
+            return
+        cl = c.client
+        ok = MQTTErrorCode.MQTT_ERR_SUCCESS
+        if sock in r or pending:
+            if cl.loop_read() != ok:
+                c.lost = True
+            elif QUICKACK is not None:
+                # Acknowledge at once: brokers with Nagle on (mosquitto's default) hold
+                # back further PUBACKs until our TCP ACK, which Linux delays up to 40 ms.
+                try:
+                    sock.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
+                except OSError:
+                    pass
+        if cl.want_write() and cl.loop_write() != ok:
+            c.lost = True
+        if cl.loop_misc() != ok:
+            c.lost = True
+        self._drain_acks()
+
     def _open(self) -> None:
         self._gen += 1
         gen = self._gen
@@ -405,6 +456,8 @@ class Publisher:
             client.username_pw_set(self.username, self.password)
         if self._ssl is not None:
             client.tls_set_context(self._ssl)
+        # publish() only queues; the pump writes the whole burst at once in _io
+        client.on_socket_register_write = lambda _c, _u, _s: None
         client.max_inflight_messages_set(self.max_inflight + 4)
         client.max_queued_messages_set(0)
         client.connect_timeout = min(self.connect_timeout, 30.0)
@@ -415,8 +468,6 @@ class Publisher:
             self._last_error = f"cannot connect to {self.host}:{self.port}: {e}"
             log.info("%s", self._last_error)
             self._close(reconnect=True)
-            return
-        client.loop_start()
 
     def _close(self, *, reconnect: bool) -> None:
         """Drop the connection; rows not acknowledged are pending again."""
@@ -429,11 +480,14 @@ class Publisher:
         finally:
             self._conn = None
             try:
-                c.client.disconnect()
+                c.client.disconnect()  # queues DISCONNECT (no will); writing it closes
+                c.client.loop_write()
             except Exception:  # noqa: BLE001
                 pass
             try:
-                c.client.loop_stop()
+                sock = c.client.socket()
+                if sock is not None:
+                    sock.close()
             except Exception:  # noqa: BLE001
                 pass
         if c.connected:
@@ -473,16 +527,18 @@ class Publisher:
         if not self._acked_rows:
             return
         c = self._conn
-        idle = c is None or not c.inflight
+        idle = c is None or not (c.inflight or c.more)
+        # One transaction (one fsync) per batch of acknowledgements; after a power cut
+        # the few acknowledged but unmarked rows are simply sent again (same ids).
         if not (
             force
             or idle
-            or len(self._acked_rows) >= 256
-            or time.monotonic() - self._acked_since >= 0.05
+            or len(self._acked_rows) >= 1000
+            or time.monotonic() - self._acked_since >= 0.25
         ):
             return
         rows, self._acked_rows = self._acked_rows, []
-        self.store.mark_sent(rows)
+        self.store.mark_sent_relaxed(rows)
         self._rows_acked += len(rows)
 
     def _refresh_figures(self) -> None:
@@ -502,8 +558,8 @@ class Publisher:
         if not c.more:
             return self.poll_s
         free = self.max_inflight - len(c.inflight)
-        if free <= 0:
-            return self.poll_s
+        if free <= 0 or (c.inflight and free < self._refill_at):
+            return self.poll_s  # wait for more PUBACKs: fewer, larger refills
         allowed = min(free, self._bucket.available())
         if allowed <= 0:
             return min(self._bucket.wait_time(), self.poll_s)
@@ -588,14 +644,11 @@ class Publisher:
         if c is not None and c.connected and not c.lost:
             deadline = time.monotonic() + self.stop_drain_s
             while c.inflight and not c.lost and time.monotonic() < deadline:
-                self._wake.wait(0.05)
-                self._wake.clear()
-                self._drain_acks()
+                self._io(0.05)
             self._flush_acked(force=True)
-            try:
-                info = c.client.publish(self.status_topic, topics.OFFLINE, qos=1, retain=True)
-                info.wait_for_publish(2.0)
-            except (RuntimeError, ValueError) as e:
-                log.info("could not publish offline status: %s", e)
+            info = c.client.publish(self.status_topic, topics.OFFLINE, qos=1, retain=True)
+            deadline = time.monotonic() + 2.0
+            while not info.is_published() and not c.lost and time.monotonic() < deadline:
+                self._io(0.05)
         self._close(reconnect=False)
         log.info("publisher stopped")

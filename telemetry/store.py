@@ -298,6 +298,18 @@ class Store:
             self._bump(conn, "outbox_sent", n)
         return n
 
+    def mark_sent_relaxed(self, seqs: Iterable[int]) -> int:
+        """:meth:`mark_sent` without waiting for the disk (``synchronous = NORMAL`` for
+        this one transaction). WAL keeps the file consistent either way; a power cut
+        right after may only bring these rows back, and they are sent again with the same
+        event ids. The next ordinary (FULL) commit makes the deletion durable too."""
+        with self._lock:
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            try:
+                return self.mark_sent(seqs)
+            finally:
+                self._conn.execute("PRAGMA synchronous = FULL")
+
     def outbox_depth(self) -> int:
         with self._lock:
             return self._conn.execute("SELECT count(*) FROM outbox").fetchone()[0]

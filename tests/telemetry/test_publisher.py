@@ -424,3 +424,12 @@ def test_backoff_grows_exponentially_with_jitter_up_to_the_cap():
         vals = [backoff_delay(attempt, 0.5, 60.0, rng) for _ in range(200)]
         assert min(vals) >= d / 2 and max(vals) <= d
         assert max(vals) - min(vals) > d / 5  # jittered, not one fixed value
+
+
+def test_relaxed_mark_sent_removes_rows_and_restores_full_sync(store: Store):
+    evs = store.record_many([Footfall(time=utcnow(), kind="pass") for _ in range(3)])
+    seqs = [r.seq for r in store.pending(10)]
+    assert store.mark_sent_relaxed(seqs[:2]) == 2
+    assert [r.event_id for r in store.pending(10)] == [evs[2].id]
+    assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again
+    assert store.counter("outbox_sent") == 2
