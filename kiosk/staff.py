@@ -39,6 +39,8 @@ from flask import (
 )
 from markupsafe import Markup
 
+from telemetry import reports
+
 from . import appctx, auth, charts, exports
 
 bp = Blueprint(
@@ -59,12 +61,6 @@ MONTHS_DE = (
     "Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September",
     "Oktober", "November", "Dezember",
 )  # fmt: skip
-
-
-def _reports():
-    from telemetry import reports
-
-    return reports
 
 
 # --- guard and headers -----------------------------------------------------------------
@@ -267,7 +263,7 @@ def _local_today() -> date:
 
 
 def _van_arg() -> tuple[str | None, list[str]]:
-    vans = _reports().vans(appctx.store().reader())
+    vans = reports.vans(appctx.store().reader())
     van = request.args.get("van") or None
     if van is not None and van not in vans:
         abort(400, f"Unbekanntes Fahrzeug {van!r}.")
@@ -288,7 +284,7 @@ def _period_args():
             abort(400, "Datum außerhalb 2000–2100.")
     else:
         day = _local_today()
-    return _reports().period(kind, day)
+    return reports.period(kind, day)
 
 
 def _query(p, van: str | None, **extra) -> dict:
@@ -300,17 +296,16 @@ def _query(p, van: str | None, **extra) -> dict:
 
 
 def _nav(p, van: str | None, endpoint: str, **values) -> dict:
-    rp = _reports()
-    prev = rp.period(p.kind, p.start - timedelta(days=1))
-    nxt = rp.period(p.kind, p.end)
-    now = rp.period(p.kind, _local_today())
+    prev = reports.period(p.kind, p.start - timedelta(days=1))
+    nxt = reports.period(p.kind, p.end)
+    now = reports.period(p.kind, _local_today())
     return {
         "prev": url_for(endpoint, **values, **_query(prev, van)),
         "next": url_for(endpoint, **values, **_query(nxt, van)),
         "now": url_for(endpoint, **values, **_query(now, van)),
         "is_now": now.start == p.start,
         "kinds": [
-            (k, label, url_for(endpoint, **values, **_query(rp.period(k, p.start), van)))
+            (k, label, url_for(endpoint, **values, **_query(reports.period(k, p.start), van)))
             for k, label in PERIOD_KINDS.items()
         ],
     }
@@ -321,10 +316,11 @@ def _min_cell() -> int:
 
 
 def _table(name: str, p, van: str | None, public: bool):
-    rp = _reports()
-    if name not in rp.REPORTS:
+    if name not in reports.REPORTS:
         abort(404)
-    return rp.report(appctx.store().reader(), name, p, van=van, public=public, min_cell=_min_cell())
+    return reports.report(
+        appctx.store().reader(), name, p, van=van, public=public, min_cell=_min_cell()
+    )
 
 
 def _show_vans(vans: list[str]) -> bool:
@@ -394,7 +390,7 @@ def today():
     now = appctx.now()
     local = now.astimezone(cfg.tz)
     q = {"van": van} if van else {}
-    figures = _reports().today(appctx.store().reader(), now, cfg.tz, van=van, tour=cfg.tour)
+    figures = reports.today(appctx.store().reader(), now, cfg.tz, van=van, tour=cfg.tour)
     return render_template(
         "staff/today.html", f=figures, now=local, van=van, vans=vans,
         show_vans=_show_vans(vans), refresh_s=REFRESH_S, page="today",
@@ -422,7 +418,7 @@ def report(name: str):
         "staff/report.html", name=name, table=table, title=title_de(table),
         columns=[de(c) for c in table.columns], note=de_note(table.note), svg=Markup(chart(table)),
         period=p, period_title=period_title(p), nav=_nav(p, van, "staff.report", name=name),
-        reports=[(k, TITLES_DE.get(k, t)) for k, t in _reports().REPORTS.items()],
+        reports=[(k, TITLES_DE.get(k, t)) for k, t in reports.REPORTS.items()],
         van=van, vans=vans, show_vans=_show_vans(vans), exports=links, min_cell=_min_cell(),
         page="reports", wide=len(table.columns) > WIDE_TABLE,
     )  # fmt: skip
@@ -505,7 +501,7 @@ def _annual_year() -> int:
 
 def _annual(year: int, van: str | None) -> dict:
     cfg = appctx.config()
-    return _reports().annual(
+    return reports.annual(
         appctx.store().reader(), year, van=van, budget_eur=float(cfg.reports["annual_budget_eur"]),
         public=True, min_cell=_min_cell(),
     )  # fmt: skip
