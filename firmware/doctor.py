@@ -113,11 +113,12 @@ def check_config(path: Path) -> tuple[Finding, Config]:
     try:
         cfg = load_config(path)
     except ConfigError as e:
-        fix = (
-            f"sudo cp /opt/vanbox/vanbox.example.toml {path} and edit it"
-            if not path.exists()
-            else f"edit {path} as the message says"
-        )
+        if not path.exists():
+            fix = f"sudo cp /opt/vanbox/vanbox.example.toml {path} and edit it"
+        elif "cannot read" in str(e):
+            fix = "run it as root: sudo vanbox doctor (the file is readable by root and vanbox)"
+        else:
+            fix = f"edit {path} as the message says"
         msg = f"{e} (the checks below use the built-in defaults)"
         return Finding("config", FAIL, msg, fix), default_config()
     return Finding("config", OK, f"{path} is valid (van {cfg.van['id']})"), cfg

@@ -164,6 +164,22 @@ def test_missing_config_fails_and_checks_go_on_with_defaults(tmp_path):
     assert doctor.exit_status(f) == 1
 
 
+def test_unreadable_config_says_sudo(tmp_path, monkeypatch):
+    cfg = write_config(tmp_path)
+    if not AS_ROOT:
+        cfg.chmod(0)
+    else:  # root reads every file: make load_config meet the error a user would
+        real = doctor.load_config
+
+        def denied(path):
+            real(path)
+            raise doctor.ConfigError(f"{path}: cannot read (Permission denied)")
+
+        monkeypatch.setattr(doctor, "load_config", denied)
+    c = one(run_checks(cfg, probes()), "config")
+    assert c.status == FAIL and "cannot read" in c.message and "sudo vanbox doctor" in c.fix
+
+
 def test_invalid_config_names_key_and_fix(tmp_path):
     cfg = write_config(tmp_path, gps={"baud": 9601})
     c = one(run_checks(cfg, probes()), "config")
