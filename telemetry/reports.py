@@ -101,6 +101,13 @@ METRICS = (
 )
 
 
+def _cur(conn: sqlite3.Connection) -> sqlite3.Cursor:
+    """A cursor that returns plain tuples (much cheaper than ``sqlite3.Row``)."""
+    cur = conn.cursor()
+    cur.row_factory = None
+    return cur
+
+
 # --- periods -------------------------------------------------------------------------
 
 
@@ -162,11 +169,15 @@ class _Visit:
 
 def _visits_for(conn: sqlite3.Connection, van: str, lo: float, hi: float, days: Sequence[str]):
     marks = ",".join("?" * len(days))
-    rows = conn.execute(
-        f'SELECT id, arrived, "left", day FROM stop_visits WHERE van = ?'
-        f" AND ((arrived >= ? AND arrived <= ?) OR day IN ({marks})) ORDER BY arrived",
-        (van, lo, hi, *days),
-    ).fetchall()
+    rows = (
+        _cur(conn)
+        .execute(
+            f'SELECT id, arrived, "left", day FROM stop_visits WHERE van = ?'
+            f" AND ((arrived >= ? AND arrived <= ?) OR day IN ({marks})) ORDER BY arrived",
+            (van, lo, hi, *days),
+        )
+        .fetchall()
+    )
     out = []
     for i, r in enumerate(rows):
         nxt = rows[i + 1][1] if i + 1 < len(rows) else math.inf
@@ -203,25 +214,39 @@ def raw_metrics(
         return []
     acc: dict[tuple[str, str, str], float] = defaultdict(float)
     marks = ",".join("?" * len(days))
-    foot = conn.execute(
-        f"SELECT ts, day, hour, kind, sensor FROM footfall WHERE van = ? AND day IN ({marks})"
-        " ORDER BY ts, id",
-        (van, *days),
-    ).fetchall()
+    # Sorted here, not in SQL: an ORDER BY ts would lead SQLite to the (van, ts) index and
+    # a scan of every row of the van instead of the (van, day) index.
+    foot = sorted(
+        _cur(conn)
+        .execute(
+            f"SELECT ts, day, hour, kind, sensor, id FROM footfall WHERE van = ?"
+            f" AND day IN ({marks})",
+            (van, *days),
+        )
+        .fetchall(),
+        key=lambda r: (r[0], r[5]),
+    )
     chk = (
-        conn.execute(
+        _cur(conn)
+        .execute(
             "SELECT ts, day, hour, age_group, topics, first_visit FROM checkins"
             f" WHERE van = ? AND day IN ({marks})",
             (van, *days),
-        ).fetchall()
+        )
+        .fetchall()
         if names & _CHECKIN
         else []
     )
     times = [r[0] for r in foot] + [r[0] for r in chk]
-    span = conn.execute(
-        f"SELECT min(arrived), max(arrived) FROM stop_visits WHERE van = ? AND day IN ({marks})",
-        (van, *days),
-    ).fetchone()
+    span = (
+        _cur(conn)
+        .execute(
+            "SELECT min(arrived), max(arrived) FROM stop_visits"
+            f" WHERE van = ? AND day IN ({marks})",
+            (van, *days),
+        )
+        .fetchone()
+    )
     lo = min(times + [x for x in span if x is not None] or [0.0]) - OPEN_VISIT_S - HOUR_S
     hi = max(times + [x for x in span if x is not None] or [0.0]) + HOUR_S
     visits = _visits_for(conn, van, lo, hi, days)
@@ -236,7 +261,7 @@ def raw_metrics(
     # Footfall: visitors per visit and day, by hour; counts outside stops; blocked time.
     passes: dict[tuple[str, str], int] = defaultdict(int)
     blocked: list[tuple] = []
-    for ts, day, hour, kind, sensor in foot:
+    for ts, day, hour, kind, sensor, _id in foot:
         if kind in ("sensor_blocked", "sensor_ok"):
             blocked.append((ts, day, kind, sensor))
             continue
@@ -281,17 +306,23 @@ def raw_metrics(
     # Sensor blocked: to the next ok of that sensor on the day, else the day's last record.
     if blocked and names & _QUALITY:
         last_of_day = dict(
-            conn.execute(
+            _cur(conn)
+            .execute(
                 f"SELECT day, max(ts) FROM footfall WHERE van = ? AND day IN ({marks})"
                 " GROUP BY day",
                 (van, *days),
-            ).fetchall()
+            )
+            .fetchall()
         )
-        for day, t in conn.execute(
-            f"SELECT day, max(ts) FROM positions WHERE van = ? AND ts >= ? AND ts <= ?"
-            f" AND day IN ({marks}) GROUP BY day",
-            (van, min(b[0] for b in blocked), max(b[0] for b in blocked) + 2 * 86400, *days),
-        ).fetchall():
+        for day, t in (
+            _cur(conn)
+            .execute(
+                f"SELECT day, max(ts) FROM positions WHERE van = ? AND ts >= ? AND ts <= ?"
+                f" AND day IN ({marks}) GROUP BY day",
+                (van, min(b[0] for b in blocked), max(b[0] for b in blocked) + 2 * 86400, *days),
+            )
+            .fetchall()
+        ):
             last_of_day[day] = max(t, last_of_day.get(day, t))
         open_since: dict[str, tuple[float, str]] = {}
         for ts, day, kind, sensor in blocked:
@@ -313,14 +344,14 @@ def raw_metrics(
         hi_v = v.left
         pos = [
             r[0]
-            for r in conn.execute(
+            for r in _cur(conn).execute(
                 "SELECT ts FROM positions WHERE van = ? AND ts >= ? AND ts <= ?",
                 (van, v.arrived, v.end if hi_v is None else hi_v),
             )
         ]
         ff = [
             r[0]
-            for r in conn.execute(
+            for r in _cur(conn).execute(
                 "SELECT ts FROM footfall WHERE van = ? AND ts >= ? AND ts <= ?",
                 (van, v.arrived, v.end if hi_v is None else hi_v),
             )
@@ -346,7 +377,7 @@ def _dirty_days(conn, start: str, end: str, van: str | None) -> dict[str, list[s
         sql += " AND van = ?"
         args.append(van)
     out: dict[str, list[str]] = defaultdict(list)
-    for v, d in conn.execute(sql, args).fetchall():
+    for v, d in _cur(conn).execute(sql, args).fetchall():
         out[v].append(d)
     return out
 
@@ -373,7 +404,7 @@ def metrics(
     if van is not None:
         sql += " AND a.van = ?"
         args.append(van)
-    out: list[Metric] = [tuple(r) for r in conn.execute(sql, args).fetchall()]
+    out: list[Metric] = _cur(conn).execute(sql, args).fetchall()
     for v, days in _dirty_days(conn, s, e, van).items():
         out.extend(m for m in raw_metrics(conn, v, days, names) if m[0] in names)
     return out
@@ -393,10 +424,14 @@ def _visit_info(conn, ids: Iterable[str]) -> dict[str, sqlite3.Row | tuple]:
     for i in range(0, len(ids), 500):
         chunk = ids[i : i + 500]
         marks = ",".join("?" * len(chunk))
-        for r in conn.execute(
-            f"SELECT id, name, municipality, planned FROM stop_visits WHERE id IN ({marks})",
-            chunk,
-        ).fetchall():
+        for r in (
+            _cur(conn)
+            .execute(
+                f"SELECT id, name, municipality, planned FROM stop_visits WHERE id IN ({marks})",
+                chunk,
+            )
+            .fetchall()
+        ):
             out[r[0]] = tuple(r)
     return out
 
@@ -407,7 +442,7 @@ def _visits_in(conn, p: Period, van: str | None) -> list[tuple]:
     if van is not None:
         sql += " AND van = ?"
         args.append(van)
-    return [tuple(r) for r in conn.execute(sql, args).fetchall()]
+    return [tuple(r) for r in _cur(conn).execute(sql, args).fetchall()]
 
 
 # --- privacy -------------------------------------------------------------------------
@@ -823,7 +858,7 @@ def today(
     if van is not None:
         sql += " AND van = ?"
         args.append(van)
-    cur = conn.execute(sql + " ORDER BY arrived DESC LIMIT 1", args).fetchone()
+    cur = _cur(conn).execute(sql + " ORDER BY arrived DESC LIMIT 1", args).fetchone()
     m = metrics(
         conn, day, day + timedelta(days=1), van=van, names=("visit_visitors", "visit_checkins")
     )
@@ -835,7 +870,7 @@ def today(
     if van is not None:
         occ_sql += " AND van = ?"
         occ_args.append(van)
-    occupancy = {r[0]: r[1] for r in conn.execute(occ_sql, occ_args).fetchall()}
+    occupancy = {r[0]: r[1] for r in _cur(conn).execute(occ_sql, occ_args).fetchall()}
     planned = open_visit(tour, now, tz) if tour else None
 
     return {
@@ -914,8 +949,10 @@ def vans(conn: sqlite3.Connection) -> list[str]:
     """Every van with any data (raw or aggregated), sorted."""
     return [
         r[0]
-        for r in conn.execute(
+        for r in _cur(conn)
+        .execute(
             "SELECT DISTINCT van FROM agg_days UNION SELECT DISTINCT van FROM stop_visits"
             " ORDER BY 1"
-        ).fetchall()
+        )
+        .fetchall()
     ]
