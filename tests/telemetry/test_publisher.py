@@ -161,7 +161,8 @@ class HoldingBroker:
     """A minimal MQTT 3.1.1 server on a free port: CONNACKs, answers PINGREQ, records
     every PUBLISH (topic, packet id, payload) and sends PUBACK only when told."""
 
-    def __init__(self) -> None:
+    def __init__(self, auto_ack: bool = False) -> None:
+        self.auto_ack = auto_ack
         self.srv = socket.socket()
         self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.srv.bind(("127.0.0.1", 0))
@@ -217,6 +218,8 @@ class HoldingBroker:
                     payload = body[2 + tlen + (2 if qos else 0) :]
                     with self.lock:
                         self.publishes.append((topic, pid, payload))
+                    if self.auto_ack and qos:
+                        conn.sendall(b"\x40\x02" + struct.pack("!H", pid))
                 elif kind == 12:  # PINGREQ
                     conn.sendall(b"\xd0\x00")
                 elif kind == 14:  # DISCONNECT
@@ -433,3 +436,41 @@ def test_relaxed_mark_sent_removes_rows_and_restores_full_sync(store: Store):
     assert [r.event_id for r in store.pending(10)] == [evs[2].id]
     assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again
     assert store.counter("outbox_sent") == 2
+
+
+def test_rate_limit_caps_messages_per_second(store: Store):
+    """A bound, not a timing: a slow machine can only send fewer than the limit allows."""
+    hb = HoldingBroker(auto_ack=True)
+    evs = store.record_many([CheckIn(time=utcnow(), age_group="15-17") for _ in range(30)])
+    rate = 10.0
+    pub = Publisher(store, cfg(hb.port, rate_limit=rate), van="testvan", tid="TV")
+    t0 = time.monotonic()
+    pub.start()
+    try:
+        time.sleep(1.0)
+        n = len(hb.events())
+        elapsed = time.monotonic() - t0
+        assert 0 < n <= rate + rate * elapsed + 1  # one second of burst, then the rate
+        assert wait(lambda: len(hb.events()) == 30)  # and it keeps going at that pace
+        assert [e for _, e in hb.events()] == [e.id for e in evs]
+        assert wait(lambda: store.outbox_depth() == 0)
+    finally:
+        pub.stop()
+        hb.close()
+
+
+def test_broker_absent_at_start_then_there(store: Store, broker):
+    broker.stop()
+    ev = store.record(fix(utcnow()))  # the location is retained: no race with a subscriber
+    pub = Publisher(store, cfg(broker.port), van="testvan", tid="TV", backoff_min=0.05,
+                    backoff_max=0.3)  # fmt: skip
+    pub.start()
+    try:
+        assert wait(lambda: "cannot connect" in (pub.stats()["last_error"] or ""))
+        assert store.outbox_depth() == 1 and not pub.connected
+        broker.start()
+        assert wait(lambda: store.outbox_depth() == 0)
+        assert json.loads(retained(broker.port, "vanbox/testvan/location"))["id"] == ev.id
+        assert pub.stats()["reconnects"] == 0  # the first connection, however late
+    finally:
+        pub.stop()
