@@ -19,7 +19,6 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from telemetry.clock import ScaledClock
 from telemetry.config import default_config
 from telemetry.errors import VanboxError
 
@@ -66,44 +65,41 @@ def sim_start(text: str, tz) -> datetime:
 
 
 class Visitors(threading.Thread):
-    """While the van stands at a stop, people walk in through the beams and later out.
-    Arrivals are random (Poisson, about ``rate_per_h`` an hour of simulated time)."""
+    """While the van stands at a stop, people walk in through the beams and later out
+    (:mod:`firmware.visitors`: Poisson arrivals, friends in groups, stays of minutes).
+    ``on_walk(direction)`` is called after each walk (the demo posts some check-ins)."""
 
-    def __init__(self, box: Box, route, clock: ScaledClock, pin_factory, *, seed: int = 1,
-                 rate_per_h: float = 14.0) -> None:  # fmt: skip
+    def __init__(self, route, clock, driver, *, seed: int = 1, rate_per_h: float = 8.0,
+                 on_walk=None) -> None:  # fmt: skip
         super().__init__(name="visitors", daemon=True)
-        self.box, self.route, self.clock = box, route, clock
-        self.pins = pin_factory
+        self.route, self.clock, self.driver = route, clock, driver
         self.rng = random.Random(seed)
-        self.rate = rate_per_h / 3600.0
+        self.rate = rate_per_h
+        self.on_walk = on_walk
         self.stop_event = threading.Event()
         self.walked_in = 0
         self.walked_out = 0
 
     def run(self) -> None:
-        from .visitors import walk
+        from .visitors import VisitorStream, crossings, run_stop
 
-        cfg = self.box.cfg.sensor
-        pin_a = self.pins.pin(cfg["pin"])
-        pin_b = self.pins.pin(cfg["pin_b"])
-        inside: list[float] = []  # simulated time each person leaves
-        while not self.stop_event.is_set():
+        for leg in self.route.stops():
+            if self.stop_event.is_set():
+                return
             now = self.clock.now()
-            state = self.route.at(now)
-            t = now.timestamp()
-            for leave in sorted(inside):
-                if leave <= t or state.stop is None:
-                    inside.remove(leave)
-                    walk(pin_a, pin_b, "out", rng=self.rng, pull_up=cfg["pull_up"])
-                    self.walked_out += 1
-            if state.stop is not None:
-                # Probability of an arrival in the next simulated second.
-                step = 1.0
-                if self.rng.random() < self.rate * step:
-                    walk(pin_a, pin_b, "in", rng=self.rng, pull_up=cfg["pull_up"])
-                    self.walked_in += 1
-                    inside.append(t + self.rng.uniform(4, 20) * 60)
-            self.stop_event.wait(1.0 / self.clock.speed)
+            if leg.end <= now:
+                continue
+            if leg.start > now and not self.clock.sleep_until(leg.start.timestamp(),
+                                                              self.stop_event):  # fmt: skip
+                return
+            left = (leg.end - self.clock.now()).total_seconds()
+            plan = crossings(VisitorStream(self.rate, self.rng).visits(left))
+            result = run_stop(
+                self.driver, self.clock, plan, rng=self.rng, stop=self.stop_event,
+                on_walk=lambda c: self.on_walk(c.direction) if self.on_walk else None,
+            )  # fmt: skip
+            self.walked_in += result.walked_in
+            self.walked_out += result.walked_out
 
 
 def run(args) -> int:
@@ -115,7 +111,9 @@ def run(args) -> int:
     base = default_config()
     tz = base.tz
     start = sim_start(args.start, tz)
-    clock = ScaledClock(start, args.speed)
+    from .visitors import PinDriver, SimClock
+
+    clock = SimClock(start, args.speed)
     route = demo_day(start)
     work = Path(tempfile.mkdtemp(prefix="vanbox-demo-"))
     db = args.db or str(work / "vanbox.db")
@@ -147,6 +145,7 @@ def run(args) -> int:
               "when one appears")  # fmt: skip
     print(f"database: {db}")
 
+    _demo_login(cfg)
     feeder = NmeaFeeder(route, clock, work / "gps")
     feeder.start()
     pin_factory = MockFactory()
@@ -160,10 +159,11 @@ def run(args) -> int:
     url = box.web_url
     print(f"kiosk (check-in):   {url}/")
     print(f"public live map:    {url}/map")
-    print(f"staff reports:      {url}/staff   (demo login: staff / demo)")
+    print(f"staff reports:      {url}/staff   (login: {DEMO_USER} / {DEMO_PASSWORD})")
     print(f"box status:         {url}/status")
-    _demo_login(cfg, work)
-    visitors = Visitors(box, route, clock, pin_factory, seed=args.seed)
+    driver = PinDriver.for_config(cfg.sensor, pin_factory)
+    driver.rest()
+    visitors = Visitors(route, clock, driver, seed=args.seed)
     visitors.start()
     print("Ctrl-C stops the demo.", flush=True)
 
@@ -195,13 +195,11 @@ def run(args) -> int:
     return 0
 
 
-def _demo_login(cfg, work: Path) -> None:
-    """A staff login for the demo only (user ``staff``, password ``demo``)."""
-    try:
-        from kiosk.auth import set_password
-    except ImportError:
-        return
-    try:
-        set_password(cfg.staff["passwd_file"], "staff", "demo")
-    except Exception as e:  # noqa: BLE001 - the demo runs without a staff login too
-        log.warning("no demo staff login: %s", e)
+DEMO_USER, DEMO_PASSWORD = "staff", "vanbox-demo"
+
+
+def _demo_login(cfg) -> None:
+    """A staff login for the demo only, in the demo's own temp folder."""
+    from kiosk.auth import hash_password, set_user
+
+    set_user(cfg.staff["passwd_file"], DEMO_USER, hash_password(DEMO_PASSWORD))

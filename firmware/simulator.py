@@ -277,6 +277,11 @@ class NmeaFeeder:
         with self._lock:
             self._unplug_now()
 
+    def _rate(self) -> float:
+        """Simulated seconds per real second (a stepped clock reads speed 0 while a
+        visitor walks; its ``factor`` is the configured speed)."""
+        return getattr(self.clock, "factor", None) or self.clock.speed or 1.0
+
     def _noise(self, n: int) -> bytes:
         parts = []
         while n > 0:
@@ -306,7 +311,7 @@ class NmeaFeeder:
     def _run(self) -> None:
         next_epoch = math.floor(self.clock.time()) + 1.0
         while not self._stop.is_set():
-            wait = (next_epoch - self.clock.time()) / self.clock.speed
+            wait = (next_epoch - self.clock.time()) / self._rate()
             if wait > 0:
                 self._stop.wait(min(wait, 0.5))
                 continue
