@@ -3,16 +3,19 @@ broker is down and forwards everything when it returns.
 
 Two real mosquitto processes on free ports, stopped with SIGTERM: the "van" runs
 ``deploy/mosquitto/van-bridge.conf`` under a main config shaped like Debian's
-(persistence on, ``include_dir``); the "central" broker has TLS with a throwaway CA and
-a password file holding the login the shipped config uses. The shipped file is adapted
-only where the test must differ: the local listener's port, the central address, the
-CA path, and a shorter ``restart_timeout`` so the bridge reconnects within a second.
+(persistence on, ``include_dir``); the "central" broker runs the shipped
+``central.conf`` and ``central.acl`` (TLS with a throwaway CA, a password file with the
+bridge's login from van-bridge.conf and the hub's), so the test also shows that the
+two shipped configs agree (the ACL lets this van's bridge write its topics). The files
+are adapted only where the test must differ: ports, paths, the central address, and a
+shorter ``restart_timeout`` so the bridge reconnects within a second.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +29,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "deploy" / "mosquitto" / "van-bridge.conf"
+CENTRAL_CONF = ROOT / "deploy" / "mosquitto" / "central.conf"
+CENTRAL_ACL = ROOT / "deploy" / "mosquitto" / "central.acl"
+HUB = ("vanbox-hub", "hub-secret")  # the hub's login, allowed by the ACL to read vanbox/#
 MOSQUITTO = "/usr/sbin/mosquitto"
 
 pytestmark = pytest.mark.mqtt
@@ -116,24 +122,32 @@ def shipped_value(key: str) -> str:
 
 @pytest.fixture
 def brokers(tmp_path: Path):
-    ca, crt, key = make_ca(tmp_path / "pki")
+    ca, crt, srv_key = make_ca(tmp_path / "pki")
 
-    # central: TLS + password file with the login the shipped config uses
+    # central: the shipped central.conf + central.acl (TLS, passwords, per-van ACL),
+    # with temp paths and a free port; logins for this van's bridge and for the hub
     cdir = tmp_path / "central"
     cdir.mkdir()
     cport = free_port()
     pw = cdir / "passwd"
-    subprocess.run(
-        ["mosquitto_passwd", "-b", "-c", str(pw), shipped_value("remote_username"),
-         shipped_value("remote_password")],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    for i, (user, password) in enumerate(
+        [(shipped_value("remote_username"), shipped_value("remote_password")), HUB]
+    ):
+        subprocess.run(
+            ["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []), str(pw), user, password],
+            check=True, capture_output=True,
+        )  # fmt: skip
     pw.chmod(0o600)
-    (cdir / "mosquitto.conf").write_text(
-        AS_USER + f"listener {cport} 127.0.0.1\ncafile {ca}\ncertfile {crt}\nkeyfile {key}\n"
-        f"allow_anonymous false\npassword_file {pw}\n"
-        f"persistence true\npersistence_location {cdir}/\nlog_dest file {cdir}/mosquitto.log\n"
-    )
+    shutil.copy(CENTRAL_ACL, cdir / "acl")
+    conf = CENTRAL_CONF.read_text()
+    for name, value in {
+        "password_file": pw, "acl_file": cdir / "acl", "persistence_location": f"{cdir}/",
+        "listener": f"{cport} 127.0.0.1", "certfile": crt, "keyfile": srv_key,
+        "log_dest": f"file {cdir}/mosquitto.log",
+    }.items():  # fmt: skip
+        assert len(re.findall(rf"^{name} .*$", conf, re.M)) == 1, f"central.conf: {name}"
+        conf = re.sub(rf"^{name} .*$", f"{name} {value}", conf, flags=re.M)
+    (cdir / "mosquitto.conf").write_text(AS_USER + conf)
     central = Mosquitto(cdir / "mosquitto.conf", cport)
 
     # van: Debian-shaped main config + the shipped file in conf.d, adapted
@@ -187,11 +201,8 @@ class Collector:
 
 
 def subscriber(port: int, ca: Path, col: Collector, topic: str) -> mqtt.Client:
-    """A persistent-session subscriber at the central broker."""
-    auth = {
-        "username": shipped_value("remote_username"),
-        "password": shipped_value("remote_password"),
-    }
+    """The hub: a persistent-session subscriber at the central broker."""
+    auth = {"username": HUB[0], "password": HUB[1]}
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="central-reader", clean_session=False)
     c.tls_set(ca_certs=str(ca))
     c.username_pw_set(**auth)
