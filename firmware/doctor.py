@@ -4,6 +4,7 @@
 
 ========  ==============================================================================
 config    the TOML file exists and is valid (else the rest runs with built-in defaults)
+user      the vanbox user is in the groups for the serial port (dialout) and GPIO (gpio)
 serial    the GPS port exists and sends NMEA with valid checksums at ``gps.baud``;
           garbage at that rate means a wrong baud: the other rates are tried and the
           one that works is named ("set gps.baud = 4800")
@@ -15,7 +16,7 @@ broker    the broker accepts the configured login: tells "unreachable" from "log
           refused" from "TLS failure"
 clock     the system clock is synchronised (NTP), or was set from GPS
 disk      free space where the database lives (warn below 500 MB, fail below 100 MB)
-database  ``PRAGMA integrity_check`` is ok and the file is in WAL mode
+database  ``PRAGMA integrity_check`` is ok, the file is in WAL mode and owned by vanbox
 ========  ==============================================================================
 
 Exit status 0 when nothing failed (warnings allowed), 1 when a check failed. Every
@@ -25,8 +26,10 @@ box runs) is a field of :class:`Probes`, so tests inject broken setups.
 
 from __future__ import annotations
 
+import grp
 import json
 import os
+import pwd
 import shutil
 import socket
 import sqlite3
@@ -104,6 +107,7 @@ class Probes:
     box_running: Callable[[], bool] = _box_running
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     timeout: float = 5.0
+    service_user: str = "vanbox"  # the user vanbox.service runs as
 
 
 # --- config --------------------------------------------------------------------------
@@ -699,8 +703,65 @@ def check_database(cfg: Config, probes: Probes) -> Finding:
             f"{path}: integrity ok, but journal_mode is {mode}, not wal",
             "start the box once: it switches the file to WAL",
         )
+    wrong = _not_owned_by(probes.service_user, [path.parent, path, *_wal_files(path)])
+    if wrong:
+        u = probes.service_user
+        return Finding(
+            "database",
+            FAIL,
+            f"{path}: integrity ok, but {', '.join(wrong)} not owned by {u}: the box cannot "
+            "write (was vanbox started by hand as root?)",
+            f"sudo chown -R {u}: {path.parent}",
+        )
     size = path.stat().st_size / 1e6
     return Finding("database", OK, f"{path}: integrity ok, WAL mode, {size:,.1f} MB")
+
+
+def _wal_files(path: Path) -> list[Path]:
+    return [path.with_name(path.name + s) for s in ("-wal", "-shm")]
+
+
+def _not_owned_by(user: str, paths: list[Path]) -> list[str]:
+    """The paths (that exist) not owned by ``user``; none when the user does not exist."""
+    try:
+        uid = pwd.getpwnam(user).pw_uid
+    except KeyError:
+        return []
+    return [str(p) for p in paths if p.exists() and p.stat().st_uid != uid]
+
+
+def check_user(cfg: Config, probes: Probes) -> Finding:
+    """The service user is in the groups that open the serial port and the GPIO pins."""
+    u = probes.service_user
+    try:
+        pw = pwd.getpwnam(u)
+    except KeyError:
+        return Finding("user", SKIP, f"no user {u!r} here (deploy/install.sh creates it)")
+    if pw.pw_uid == 0:
+        return Finding("user", OK, f"{u} needs no groups")
+    need = []
+    if cfg.gps["port"].startswith("/dev/"):
+        need.append(("dialout", "the GPS serial port"))
+    if cfg.sensor["kind"] != "none":
+        need.append(("gpio", "the GPIO pins"))
+    missing = []
+    for group, what in need:
+        try:
+            g = grp.getgrnam(group)
+        except KeyError:
+            continue  # no such group here (gpio exists on Raspberry Pi OS only)
+        if u not in g.gr_mem and pw.pw_gid != g.gr_gid:
+            missing.append((group, what))
+    if missing:
+        groups = ",".join(g for g, _ in missing)
+        whats = " and ".join(w for _, w in missing)
+        return Finding(
+            "user",
+            FAIL,
+            f"user {u} is not in group {groups}: the box cannot open {whats}",
+            f"sudo usermod -aG {groups} {u} && sudo systemctl restart vanbox",
+        )
+    return Finding("user", OK, f"user {u} may open the serial port and the GPIO pins")
 
 
 # --- running and reporting -----------------------------------------------------------
@@ -709,7 +770,7 @@ def check_database(cfg: Config, probes: Probes) -> Finding:
 def run_checks(config_path: Path, probes: Probes | None = None) -> list[Finding]:
     probes = probes or Probes()
     first, cfg = check_config(Path(config_path))
-    findings = [first, check_serial(cfg, probes)]
+    findings = [first, check_user(cfg, probes), check_serial(cfg, probes)]
     findings += check_gpio(cfg, probes)
     findings += check_tls(cfg, probes)
     findings += [check_broker(cfg, probes), check_clock(cfg, probes)]

@@ -10,8 +10,10 @@ and the clock state are injected.
 
 from __future__ import annotations
 
+import grp
 import json
 import os
+import pwd
 import random
 import socket
 import sqlite3
@@ -81,6 +83,7 @@ def probes(**kw) -> Probes:
         clock_synchronized=lambda: True,
         box_running=lambda: False,
         timeout=5.0,
+        service_user=pwd.getpwuid(os.getuid()).pw_name,  # who owns the test's files
     )
     base.update(kw)
     return Probes(**base)
@@ -513,6 +516,37 @@ def test_database_ok_and_missing(tmp_path, store):
     assert f.status == WARN and "install.sh" in f.fix
 
 
+def test_database_owned_by_someone_else(tmp_path):
+    db = tmp_path / "vanbox.db"
+    make_db(db, rows=10)
+    owner = pwd.getpwuid(db.stat().st_uid).pw_name
+    other = "nobody" if owner != "nobody" else "root"
+    cfg = doctor.default_config({"database": {"path": str(db)}})
+    f = doctor.check_database(cfg, probes(service_user=other))
+    assert f.status == FAIL and f"not owned by {other}" in f.message
+    assert f.fix == f"sudo chown -R {other}: {tmp_path}"
+    assert doctor.check_database(cfg, probes(service_user=owner)).status == OK
+
+
+def test_service_user_groups():
+    cfg = doctor.default_config()
+    f = doctor.check_user(cfg, probes(service_user="no-such-user-here"))
+    assert f.status == SKIP and "install.sh" in f.message
+    nobody = pwd.getpwnam("nobody")
+    if (
+        any("nobody" in g.gr_mem for g in grp.getgrall())
+        or nobody.pw_gid == grp.getgrnam("dialout").gr_gid
+    ):
+        pytest.skip("nobody is in a group here")
+    f = doctor.check_user(cfg, probes(service_user="nobody"))
+    assert f.status == FAIL and "dialout" in f.message and "usermod -aG dialout" in f.fix
+    # with no serial device and no sensor, no group is needed
+    cfg = doctor.default_config(
+        {"gps": {"port": "socket://127.0.0.1:1"}, "sensor": {"kind": "none"}}
+    )
+    assert doctor.check_user(cfg, probes(service_user="nobody")).status == OK
+
+
 def test_database_corrupt(tmp_path):
     db = tmp_path / "vanbox.db"
     make_db(db)
@@ -552,7 +586,9 @@ def test_cli_json_and_exit_status(tmp_path, capsys, monkeypatch):
     assert checks["config"]["status"] == OK
     assert checks["serial"]["status"] == FAIL and checks["serial"]["fix"]
     assert checks["broker"]["status"] == SKIP  # mqtt.enabled = false in this config
-    assert set(checks) == {"config", "serial", "gpio", "tls", "broker", "clock", "disk", "database"}
+    assert set(checks) == {
+        "config", "user", "serial", "gpio", "tls", "broker", "clock", "disk", "database"
+    }  # fmt: skip
 
 
 def test_cli_text_all_ok_exits_0(tmp_path, capsys, monkeypatch):
