@@ -124,23 +124,32 @@ class GpsClock:
         synchronized=kernel_synchronized,
         setter=set_system_clock,
         stamp: Path | None = STAMP,
+        check_every_s: float = 30.0,
     ) -> None:
         self.enabled = enabled
         self._synchronized = synchronized
         self._setter = setter
         self.stamp = stamp
+        self.check_every_s = check_every_s
         self.done = False
         self.last: Decision | None = None
+        self._next_check = 0.0
 
     def offer(self, fix_time: datetime | None, fix_mode: int, received_monotonic: float) -> bool:
-        if not self.enabled or self.done:
+        """Call with every fix (cheap): the clock state is asked at most every
+        ``check_every_s`` seconds, and only fixes with a time count."""
+        if not self.enabled or self.done or fix_time is None or fix_mode < 2:
             return False
+        now = time.monotonic()
+        if now < self._next_check:
+            return False
+        self._next_check = now + self.check_every_s
         d = decide(
             enabled=self.enabled,
             synchronized=self._synchronized(),
             fix_time=fix_time,
             fix_mode=fix_mode,
-            fix_age_s=time.monotonic() - received_monotonic,
+            fix_age_s=now - received_monotonic,
             system_time=datetime.now(UTC),
         )
         if d != self.last:

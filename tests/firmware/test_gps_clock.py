@@ -58,7 +58,11 @@ def test_clock_ahead_is_set_back():
 def test_wrapper_sets_once_and_writes_stamp(tmp_path):
     calls = []
     gc = GpsClock(
-        True, synchronized=lambda: False, setter=calls.append, stamp=tmp_path / "run" / "stamp"
+        True,
+        synchronized=lambda: False,
+        setter=calls.append,
+        stamp=tmp_path / "run" / "stamp",
+        check_every_s=0,
     )
     old = datetime(2025, 1, 1, tzinfo=UTC)
     now = time.monotonic()
@@ -74,7 +78,9 @@ def test_wrapper_without_permission_gives_up(tmp_path):
     def denied(t):
         raise PermissionError(1, "Operation not permitted")
 
-    gc = GpsClock(True, synchronized=lambda: False, setter=denied, stamp=tmp_path / "s")
+    gc = GpsClock(
+        True, synchronized=lambda: False, setter=denied, stamp=tmp_path / "s", check_every_s=0
+    )
     assert not gc.offer(datetime(2025, 1, 1, tzinfo=UTC), 3, time.monotonic())
     assert gc.done and not (tmp_path / "s").exists()
 
@@ -87,3 +93,18 @@ def test_wrapper_disabled_or_synchronised_never_sets(tmp_path):
     ):
         assert not gc.offer(datetime(2025, 1, 1, tzinfo=UTC), 3, time.monotonic())
     assert calls == []
+
+
+def test_clock_state_is_asked_rarely():
+    asked = []
+
+    def synced() -> bool:
+        asked.append(1)
+        return True
+
+    gc = GpsClock(True, synchronized=synced, setter=lambda t: None, stamp=None, check_every_s=3600)
+    for _ in range(100):  # a fix a second
+        gc.offer(datetime(2025, 1, 1, tzinfo=UTC), 3, time.monotonic())
+    assert len(asked) == 1
+    gc.offer(None, 1, time.monotonic())  # fixes without a time never ask
+    assert len(asked) == 1
