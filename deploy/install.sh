@@ -1,14 +1,18 @@
 #!/bin/bash
+# shellcheck disable=SC2016 # the sh -c '...' snippets get their arguments as $1, $2
 # vanbox installer for a Raspberry Pi (Raspberry Pi OS Bookworm, 64-bit) or Debian 12.
 #
 #   sudo deploy/install.sh              install or update, start the services
 #   sudo deploy/install.sh --gps-hat    also switch the Pi's serial port to a GPS HAT
 #   sudo deploy/install.sh --bridge     also run a local mosquitto bridged to the central broker
+#   sudo deploy/install.sh --no-kiosk   no touchscreen browser (a box without a screen)
 #   sudo deploy/install.sh --uninstall  remove services, program and user; keep config and data
 #   sudo deploy/install.sh --uninstall --purge   ... and delete config and data too
 #   deploy/install.sh --dry-run         print every action, change nothing
 #   deploy/install.sh --root DIR        install the files under DIR (a throwaway root for tests);
 #                                       apt-get, useradd, chown and systemctl are printed, not run
+#   --source PATH                       install vanbox from PATH (a checkout or a wheel)
+#                                       instead of this checkout
 #
 # It asks nothing. Running it twice changes nothing the second time. It never overwrites
 # /etc/vanbox/vanbox.toml; it prints what to edit there.
@@ -44,7 +48,7 @@ USER_NAME=vanbox
 GROUPS_WANTED=(gpio dialout video render input)
 UNITS=(vanbox.service vanbox-prune.service vanbox-prune.timer vanbox-kiosk-browser.service)
 
-usage() { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '3,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -382,7 +386,7 @@ uninstall() {
   log "services"
   local u
   for u in "${UNITS[@]}"; do
-    if [ -e "$(R /etc/systemd/system/$u)" ]; then
+    if [ -e "$(R "/etc/systemd/system/$u")" ]; then
       if systemctl_state is-enabled "$u" || systemctl_state is-active "$u" || [ -n "$ROOT" ] || [ "$DRY" = 1 ]; then
         sys_do systemctl disable --now "$u"
       fi
@@ -391,7 +395,7 @@ uninstall() {
   log "files"
   local had_units=0
   for u in "${UNITS[@]}" mosquitto.service.d/vanbox.conf; do
-    if [ -e "$(R /etc/systemd/system/$u)" ]; then had_units=1; fi
+    if [ -e "$(R "/etc/systemd/system/$u")" ]; then had_units=1; fi
     remove "/etc/systemd/system/$u"
   done
   local dropins

@@ -65,6 +65,7 @@ if [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ] && [ -z "${KIOSK_INSID
   exit 1
 fi
 
+# shellcheck disable=SC2054 # the commas inside --disable-features=... are meant
 FLAGS=(
   --kiosk
   --noerrdialogs
