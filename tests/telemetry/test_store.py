@@ -159,3 +159,23 @@ def test_integrity_check_ok(store):
     store.record(pos(1))
     assert store.integrity_check() == "ok"
     assert isinstance(store.reader(), sqlite3.Connection)
+
+
+def test_a_full_disk_raises_the_real_error_and_loses_nothing_committed(store):
+    """SQLITE_FULL rolls the transaction back by itself; the store must report that
+    error (not a failed ROLLBACK) and be usable again once there is space."""
+    for i in range(50):
+        store.record(pos(i))
+    conn = store._conn
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        for i in range(50, 5000):
+            store.record(Footfall(time=T0, kind="in"))
+    full_count = store.count("footfall")
+    assert store.count("footfall") == store.outbox_depth() - 50  # event and outbox together
+    conn.execute("PRAGMA max_page_count = 1073741823")
+    store.record(Footfall(time=T0, kind="in"))
+    assert store.count("footfall") == full_count + 1
+    assert store.count("positions") == 50
+    assert store.integrity_check() == "ok"
