@@ -54,6 +54,7 @@ import bisect
 import json
 import math
 import sqlite3
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -406,8 +407,30 @@ def metrics(
         args.append(van)
     out: list[Metric] = _cur(conn).execute(sql, args).fetchall()
     for v, days in _dirty_days(conn, s, e, van).items():
-        out.extend(m for m in raw_metrics(conn, v, days, names) if m[0] in names)
+        out.extend(m for m in _raw_cached(conn, v, days) if m[0] in names)
     return out
+
+
+_CACHE: list[tuple[sqlite3.Connection, tuple, list[Metric]]] = []
+_CACHE_SIZE = 4
+_CACHE_LOCK = threading.Lock()
+
+
+def _raw_cached(conn: sqlite3.Connection, van: str, days: list[str]) -> list[Metric]:
+    """All raw metrics of these days, remembered per connection until the database
+    changes (``PRAGMA data_version`` counts other connections' commits, ``total_changes``
+    this one's), so the ten reports of a page or an export compute the raw days once."""
+    version = _cur(conn).execute("PRAGMA data_version").fetchone()[0]
+    key = (version, conn.total_changes, van, tuple(sorted(days)))
+    with _CACHE_LOCK:
+        for c, k, rows in _CACHE:
+            if c is conn and k == key:
+                return rows
+    rows = raw_metrics(conn, van, days)
+    with _CACHE_LOCK:
+        _CACHE.insert(0, (conn, key, rows))
+        del _CACHE[_CACHE_SIZE:]
+    return rows
 
 
 def _sum_by(rows: Iterable[Metric], metric: str, by: int = 3) -> dict[str, float]:
@@ -862,15 +885,25 @@ def today(
     m = metrics(
         conn, day, day + timedelta(days=1), van=van, names=("visit_visitors", "visit_checkins")
     )
-    occ_sql = (
-        "SELECT van, occupancy FROM footfall f WHERE day = ? AND ts = (SELECT max(ts) FROM footfall"
-        " g WHERE g.van = f.van AND g.day = f.day AND g.kind IN ('in', 'out', 'pass'))"
-    )
-    occ_args: list = [day.isoformat()]
-    if van is not None:
-        occ_sql += " AND van = ?"
-        occ_args.append(van)
-    occupancy = {r[0]: r[1] for r in _cur(conn).execute(occ_sql, occ_args).fetchall()}
+    # Occupancy: the last count event of each van today, up to now (beam pair; else 0).
+    if van is None:
+        van_list = [r[0] for r in _cur(conn).execute(
+            "SELECT van FROM agg_days WHERE day = ?", (day.isoformat(),)
+        )]  # fmt: skip
+    else:
+        van_list = [van]
+    occupancy = 0
+    for v in van_list:
+        r = (
+            _cur(conn)
+            .execute(
+                "SELECT occupancy FROM footfall WHERE van = ? AND ts <= ? AND day = ?"
+                " AND kind IN ('in', 'out', 'pass') ORDER BY ts DESC LIMIT 1",
+                (v, ts, day.isoformat()),
+            )
+            .fetchone()
+        )
+        occupancy += r[0] if r else 0
     planned = open_visit(tour, now, tz) if tour else None
 
     return {
@@ -880,7 +913,7 @@ def today(
         "planned_stop": planned.stop.name if planned else None,
         "people_in": _int(sum(_sum_by(m, "visit_visitors").values())),
         "checkins": _int(sum(_sum_by(m, "visit_checkins").values())),
-        "occupancy": int(sum(occupancy.values())),
+        "occupancy": int(occupancy),
     }
 
 
