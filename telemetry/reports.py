@@ -201,6 +201,7 @@ def _gaps(points: Iterable[float], lo: float, hi: float) -> float:
 
 
 _QUALITY = frozenset({"no_fix_s", "offline_s", "blocked_s", "blocked_n"})
+_ALL_BUT_QUALITY = tuple(m for m in METRICS if m not in _QUALITY)
 _CHECKIN = frozenset({"visit_checkins", "visit_first", "hour_checkins", "topic", "age", "first"})
 
 
@@ -407,28 +408,36 @@ def metrics(
         args.append(van)
     out: list[Metric] = _cur(conn).execute(sql, args).fetchall()
     for v, days in _dirty_days(conn, s, e, van).items():
-        out.extend(m for m in _raw_cached(conn, v, days) if m[0] in names)
+        out.extend(m for m in _raw_cached(conn, v, days, bool(_QUALITY & set(names))))
+    out = [m for m in out if m[0] in names]
     return out
 
 
-_CACHE: list[tuple[sqlite3.Connection, tuple, list[Metric]]] = []
+_CACHE: list[tuple[sqlite3.Connection, tuple, bool, list[Metric]]] = []
 _CACHE_SIZE = 4
 _CACHE_LOCK = threading.Lock()
 
 
-def _raw_cached(conn: sqlite3.Connection, van: str, days: list[str]) -> list[Metric]:
-    """All raw metrics of these days, remembered per connection until the database
-    changes (``PRAGMA data_version`` counts other connections' commits, ``total_changes``
-    this one's), so the ten reports of a page or an export compute the raw days once."""
+def clear_cache() -> None:
+    """Forget the remembered raw metrics (benchmarks measure the uncached path)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def _raw_cached(conn: sqlite3.Connection, van: str, days: list[str], quality: bool) -> list[Metric]:
+    """The raw metrics of these days (the quality ones only if ``quality``), remembered
+    per connection until the database changes (``PRAGMA data_version`` counts other
+    connections' commits, ``total_changes`` this one's), so the ten reports of an export
+    compute the raw days once."""
     version = _cur(conn).execute("PRAGMA data_version").fetchone()[0]
     key = (version, conn.total_changes, van, tuple(sorted(days)))
     with _CACHE_LOCK:
-        for c, k, rows in _CACHE:
-            if c is conn and k == key:
+        for c, k, q, rows in _CACHE:
+            if c is conn and k == key and q >= quality:
                 return rows
-    rows = raw_metrics(conn, van, days)
+    rows = raw_metrics(conn, van, days, METRICS if quality else _ALL_BUT_QUALITY)
     with _CACHE_LOCK:
-        _CACHE.insert(0, (conn, key, rows))
+        _CACHE.insert(0, (conn, key, quality, rows))
         del _CACHE[_CACHE_SIZE:]
     return rows
 
