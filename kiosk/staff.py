@@ -55,7 +55,7 @@ PERIOD_KINDS = {"day": "Tag", "week": "Woche", "month": "Monat", "year": "Jahr"}
 DEFAULT_KIND = "month"
 REFRESH_S = 60
 OPEN_ENDPOINTS = ("staff.login", "staff.static")
-FILE_ENDPOINTS = ("staff.export", "staff.chart_svg", "staff.annual_export")
+FILE_ENDPOINTS = ("staff.export", "staff.chart_svg", "staff.annual_export", "staff.today_tiles")
 WEEKDAYS_DE = ("Mo", "Di", "Mi", "Do", "Fr", "Sa", "So")
 MONTHS_DE = (
     "Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September",
@@ -76,7 +76,7 @@ def _guard():
         abort(400, "CSRF-Token fehlt oder ist falsch. Bitte die Seite neu laden.")
     if request.endpoint in OPEN_ENDPOINTS:
         return None
-    # The today page reloads itself with ?auto=1: that is not the person being active, so
+    # The today page refreshes itself with ?auto=1: that is not the person being active, so
     # an unattended tablet still logs out after staff.session_minutes.
     user, why = auth.current_user(active=request.args.get("auto") != "1")
     if user is None:
@@ -102,8 +102,9 @@ def _headers(resp: Response) -> Response:
         resp.headers["Referrer-Policy"] = "no-referrer"
         resp.headers.setdefault(
             "Content-Security-Policy",
-            "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:;"
-            " form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'"
+            " 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none';"
+            " base-uri 'none'",
         )
     return resp
 
@@ -383,20 +384,37 @@ def logout():
 # --- pages ------------------------------------------------------------------------------
 
 
-@bp.get("/")
-def today():
+def _today_context() -> dict:
     cfg = appctx.config()
     van, vans = _van_arg()
     now = appctx.now()
-    local = now.astimezone(cfg.tz)
     q = {"van": van} if van else {}
-    figures = reports.today(appctx.store().reader(), now, cfg.tz, van=van, tour=cfg.tour)
-    return render_template(
-        "staff/today.html", f=figures, now=local, van=van, vans=vans,
-        show_vans=_show_vans(vans), refresh_s=REFRESH_S, page="today",
-        refresh_url=url_for("staff.today", auto=1, **q),
-        day_url=url_for("staff.report", name="summary", p="day", d=local.date().isoformat(), **q),
+    return dict(
+        f=reports.today(appctx.store().reader(), now, cfg.tz, van=van, tour=cfg.tour),
+        now=now.astimezone(cfg.tz), van=van, vans=vans, show_vans=_show_vans(vans), q=q,
     )  # fmt: skip
+
+
+@bp.get("/")
+def today():
+    ctx = _today_context()
+    q = ctx.pop("q")
+    return render_template(
+        "staff/today.html", **ctx, page="today", refresh_s=REFRESH_S,
+        tiles_url=url_for("staff.today_tiles", auto=1, **q),
+        login_url=url_for("staff.login", why="expired", next=url_for("staff.today", **q)),
+        day_url=url_for("staff.report", name="summary", p="day",
+                        d=ctx["now"].date().isoformat(), **q),
+    )  # fmt: skip
+
+
+@bp.get("/today/tiles")
+def today_tiles():
+    """The live part of the today page, fetched by today.js every minute (with ?auto=1,
+    so an unattended page does not keep the session alive)."""
+    ctx = _today_context()
+    ctx.pop("q")
+    return render_template("staff/_today_tiles.html", **ctx)
 
 
 @bp.get("/reports/")

@@ -34,6 +34,7 @@ FILES = [
     "/staff/reports/stops.svg?p=month&d=2026-11-01",
     "/staff/annual.csv?year=2026",
     "/staff/annual.xlsx?year=2026",
+    "/staff/today/tiles?auto=1",
 ]
 
 
@@ -198,16 +199,17 @@ def test_self_refreshing_page_does_not_keep_the_session_alive(app, clock):
     c = app.test_client()
     assert login(c).status_code == 302
     html = c.get("/staff/").text
-    m = re.search(r'http-equiv="refresh" content="(\d+); url=([^"]+)"', html)
-    assert m, "the today page refreshes itself"
-    refresh_url = m.group(2).replace("&amp;", "&")
+    m = re.search(r'id="today-live" data-src="([^"]+)"', html)
+    assert m, "the today page names the URL its script refreshes from"
+    refresh_url = m.group(1).replace("&amp;", "&")
     assert "auto=1" in refresh_url
-    for _ in range(SESSION_MIN - 1):  # a tablet left alone: one reload a minute
+    for _ in range(SESSION_MIN - 1):  # a tablet left alone: one update a minute
         clock.advance(1)
-        assert c.get(refresh_url).status_code == 200
+        r = c.get(refresh_url)
+        assert r.status_code == 200 and 'id="tile-people"' in r.text
     clock.advance(2)
-    r = c.get(refresh_url)
-    assert is_login_redirect(r) and "why=expired" in r.headers["Location"]
+    assert c.get(refresh_url).status_code == 401  # the script then goes to the login
+    assert is_login_redirect(c.get("/staff/"))
 
 
 def test_login_page_when_logged_in_goes_on(app):
@@ -312,7 +314,8 @@ def test_staff_pages_are_not_cached_and_not_framed(app):
     r = c.get("/staff/login")
     assert r.headers["Cache-Control"] == "no-store"
     assert r.headers["X-Frame-Options"] == "DENY"
-    assert "script-src" not in r.headers["Content-Security-Policy"]  # default-src 'none'
+    csp = r.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "script-src 'self';" in csp  # own scripts only
     assert login(c).status_code == 302
     for url in PAGES + FILES:
         assert c.get(url).headers["Cache-Control"] == "no-store", url

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from openpyxl import load_workbook
 from werkzeug.security import generate_password_hash
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from kiosk import create_app
 from kiosk.auth import set_user
@@ -34,6 +34,11 @@ NOW = datetime(2026, 11, 26, 15, 40, tzinfo=TZ)  # Thursday, the van stands in L
 MONTH = "2026-11-01"
 AGES = ("15-17", "18-20", "21-24", "25-27", "unsaid")
 TOPICS = ("school", "training", "job", "money", "housing", "family", "health", "talk")
+
+
+class QuietHandler(WSGIRequestHandler):
+    def log(self, type: str, message: str, *args) -> None:  # noqa: A002
+        pass
 
 
 def month_of_service(cfg, store) -> None:
@@ -107,11 +112,12 @@ def server(tmp_path_factory):
     month_of_service(cfg, store)
     app = create_app({"TESTING": False}, config=cfg, store=store)
     app.extensions["vanbox_clock"] = ScaledClock(NOW.astimezone(UTC), speed=1.0)
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
+    srv = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{srv.server_port}", store, cfg
     srv.shutdown()
+    srv.server_close()
     thread.join(10)
     store.close()
 
@@ -287,3 +293,52 @@ def test_annual_report_prints_on_a4(page, server, screenshot_dir):
     assert pdf.startswith(b"%PDF")
     pages = pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages")
     assert pages == 1, f"the annual report should fit on one A4 page, got {pages}"
+
+
+def serious_violations(page) -> list[str]:
+    """axe-core's serious and critical findings (axe is injected by Playwright, no network)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    out = []
+    for v in Axe().run(page).response["violations"]:
+        if v["impact"] in ("serious", "critical"):
+            targets = [n["target"] for n in v["nodes"]][:3]
+            out.append(f"{v['id']} ({v['impact']}): {v['help']} at {targets}")
+    return out
+
+
+def test_staff_pages_pass_axe(page, server):
+    base, _store, _cfg = server
+    found = {}
+    page.goto(f"{base}/staff/login")
+    found["login"] = serious_violations(page)
+    log_in(page, base)
+    found["today"] = serious_violations(page)
+    for name in ("stops", "rural", "quality"):
+        page.goto(f"{base}/staff/reports/{name}?p=month&d={MONTH}")
+        found[name] = serious_violations(page)
+    page.goto(f"{base}/staff/annual?year=2026")
+    found["annual"] = serious_violations(page)
+    assert {k: v for k, v in found.items() if v} == {}
+
+
+def test_today_updates_itself_and_can_be_paused(page, server):
+    """today.js fetches the figures (here: resumed by the button, not after a minute)."""
+    base, store, cfg = server
+    log_in(page, base)
+    people = page.locator("#tile-people .value")
+    before = int(people.inner_text())
+    button = page.locator("#autorefresh")
+    assert button.get_attribute("aria-pressed") == "true"
+    button.click()
+    assert button.get_attribute("aria-pressed") == "false"
+    store.record(Footfall((NOW + timedelta(minutes=1)).astimezone(UTC), "in", "beam-pair", 1))
+    button.click()  # resuming updates at once
+    assert button.get_attribute("aria-pressed") == "true"
+    page.wait_for_function(
+        f"document.querySelector('#tile-people .value').textContent.trim() === '{before + 1}'"
+    )
+    assert (
+        int(people.inner_text())
+        == reports.today(store.reader(), NOW + timedelta(minutes=2), TZ, tour=cfg.tour)["people_in"]
+    )

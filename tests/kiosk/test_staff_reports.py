@@ -265,7 +265,9 @@ def test_today_at_a_glance(tmp_path):
             ("occupancy", "occupancy"),
         ):
             assert re.search(rf'id="tile-{tile}".*?data-value="{t[key]}">{t[key]}<', r.text, re.S)
-        assert 'http-equiv="refresh"' in r.text
+        tiles = c.get("/staff/today/tiles?auto=1")
+        assert tiles.status_code == 200
+        assert re.search(r'id="tile-people".*?data-value="3">3<', tiles.text, re.S)
         # In the evening the van has left and the tour plan has nothing more.
         app.extensions["vanbox_clock"] = ScaledClock(at(DAY, "22:00"), speed=1.0)
         html = c.get("/staff/").text
