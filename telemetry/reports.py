@@ -34,7 +34,9 @@ How the figures are counted
   (0 stays visible): the cell becomes ``None`` (shown as "<3"), and so does every share
   computed from it. When a column has exactly one suppressed cell, the next smallest cell
   of that column is suppressed too, so the column's total (shown in the summary) cannot
-  be used to work it out; a total row is suppressed when any cell above it is.
+  be used to work it out; a total row is suppressed when any cell above it is. The same
+  holds within a municipality's stops (its total is in the municipalities table) and
+  within the rural municipalities (their total is in the rural table).
 
 Storage: the retention job folds complete days into the ``aggregates`` table (see
 ``migrations/0002_aggregates.sql`` and :mod:`telemetry.retention`). A report reads folded
@@ -481,25 +483,48 @@ def _visits_in(conn, p: Period, van: str | None) -> list[tuple]:
 
 
 def _suppress(
-    rows: list[list], people_cols: Sequence[int], share_of: dict[int, int], min_cell: int
+    rows: list[list],
+    people_cols: Sequence[int],
+    share_of: dict[int, int],
+    min_cell: int,
+    groups: Sequence | None = None,
 ) -> str:
     """Suppress small people counts in place (see module docstring). ``share_of`` maps a
-    share column to the count column it is computed from. Returns a note."""
+    share column to the count column it is computed from. ``groups`` gives each row a
+    group (a stop's municipality, a municipality's area): a lone suppressed cell of a
+    group takes a partner from the same group first, since the group's total is
+    published in another table. Returns a note."""
+
+    def visible(i: int, c: int) -> bool:
+        v = rows[i][c]
+        return isinstance(v, int | float) and v > 0
+
+    def hide_partner(c: int, among: list[int]) -> None:
+        rest = [(rows[i][c], i) for i in among if visible(i, c)]
+        if rest:
+            rows[min(rest)[1]][c] = SUPPRESSED
+
     hidden = 0
     for c in people_cols:
-        small = [
-            i for i, r in enumerate(rows) if isinstance(r[c], int | float) and 0 < r[c] < min_cell
-        ]
+        small = [i for i in range(len(rows)) if visible(i, c) and rows[i][c] < min_cell]
         for i in small:
             rows[i][c] = SUPPRESSED
-        if len(small) == 1:
-            rest = [
-                (r[c], i) for i, r in enumerate(rows) if isinstance(r[c], int | float) and r[c] > 0
-            ]
-            if rest:
-                rows[min(rest)[1]][c] = SUPPRESSED
-                small.append(min(rest)[1])
-        hidden += len(small)
+        by_group: dict = defaultdict(list)
+        for i, g in enumerate(groups or ()):
+            by_group[g].append(i)
+        # Hiding a partner may leave another group or the column with a lone hidden cell:
+        # repeat until nothing changes (cells are only ever hidden, so this ends).
+        while True:
+            before = sum(r[c] is SUPPRESSED for r in rows)
+            for members in by_group.values():
+                if sum(rows[i][c] is SUPPRESSED for i in members) == 1:
+                    hide_partner(c, members)
+            if sum(r[c] is SUPPRESSED for r in rows) == 1:
+                hide_partner(c, list(range(len(rows))))
+            after = sum(r[c] is SUPPRESSED for r in rows)
+            if after == before:
+                break
+        hidden += after
     for sc, cc in share_of.items():
         for r in rows:
             if r[cc] is SUPPRESSED:
@@ -535,11 +560,15 @@ def report(
     return _BUILDERS[name](conn, period, van, public, min_cell)
 
 
-def _finish(name, columns, rows, chart, note_parts, public, people, shares, min_cell, total=None):
+def _finish(
+    name, columns, rows, chart, note_parts, public, people, shares, min_cell, total=None, group=None
+):
     rows = [list(r) for r in rows]
     notes = [n for n in note_parts if n]
     if public:
-        body_note = _suppress(rows, people, shares, min_cell)
+        body_note = _suppress(
+            rows, people, shares, min_cell, None if group is None else [group(r) for r in rows]
+        )
         if total is not None:
             total = list(total)
             for c in people:
@@ -654,6 +683,7 @@ def _stops(conn, p: Period, van, public, min_cell) -> Table:
         {},
         min_cell,
         total,
+        group=lambda r: r[1],  # the municipality: its total is in "municipalities"
     )
 
 
@@ -684,6 +714,7 @@ def _municipalities(conn, p: Period, van, public, min_cell) -> Table:
         {4: 2},
         min_cell,
         total,
+        group=lambda r: (r[0] == TOWN, r[0] == NOT_AT_STOP),  # the area: in "rural"
     )
 
 

@@ -367,6 +367,38 @@ def test_public_reports_suppress_small_cells(data):
     assert seen_suppressed > 10
 
 
+def test_public_tables_cannot_be_differenced(data):
+    """A suppressed cell cannot be worked out from another table's total: a
+    municipality's stops, the rural municipalities, and every column against the
+    summary."""
+    _datasets, store = data
+    conn = store.reader()
+    checked = 0
+    for week in range(1, 53, 2):
+        p = period("week", date.fromisocalendar(2025, week, 1))
+        stops = report(conn, "stops", p, public=True).rows[:-1]
+        munis = report(conn, "municipalities", p, public=True).rows[:-1]
+        rural = dict((r[0], r) for r in report(conn, "rural", p, public=True).rows)
+        summary = dict(report(conn, "summary", p, public=True).rows)
+        for col, mcol, rcol in ((4, 2, 2), (5, 3, 3)):
+            for m in munis:
+                if m[mcol] is None:
+                    continue
+                hidden = [s for s in stops if s[1] == m[0] and s[col] is None]
+                assert len(hidden) != 1, (p.label, m, hidden)
+                checked += 1
+            rural_total = rural["Rural municipalities"][rcol]
+            if rural_total is not None:
+                hidden = [m for m in munis if m[0] not in (TOWN, reports.NOT_AT_STOP)
+                          and m[mcol] is None]  # fmt: skip
+                assert len(hidden) != 1, (p.label, hidden)
+            total = summary["Visitors" if col == 4 else "Check-ins"]
+            if total is not None:
+                assert sum(s[col] is None for s in stops) != 1
+                assert sum(m[mcol] is None for m in munis) != 1
+    assert checked > 100
+
+
 def test_annual_report(data):
     datasets, store = data
     conn = store.reader()
