@@ -6,6 +6,7 @@ free port with its own config in a temp dir, stopped with SIGTERM.
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import signal
@@ -68,6 +69,9 @@ class Broker:
             "log_dest stderr",
             "log_type error",
             "log_type warning",
+            # As root, mosquitto switches to its own user, which could not write the
+            # persistence file here.
+            f"user {getpass.getuser()}",
             self.extra_config,
         ]
         self.conf.write_text("\n".join(lines) + "\n")
