@@ -26,8 +26,9 @@ How the figures are counted
   *offline* is every stretch of more than :data:`GAP_S` (10 min, twice the parked
   publishing interval, so thinned hub data is not a gap) in which the box recorded nothing
   at all (no fix, no count, no sensor event): it was off, rebooting or hung.
-  *Without a GPS fix* is every stretch of more than 10 min between two fixes, less the
-  offline time in it (the box ran but had no fix).
+  *Without a GPS fix* is every stretch of more than 10 min between two fixes (fixes
+  flagged suspect by the jump filter do not count), less the offline time in it (the box
+  ran but had no fix).
   *Sensor blocked* is the time from a ``sensor_blocked`` event to the next ``sensor_ok``
   of the same sensor on that day (or, without one, to the van's last record of the day).
 - **Privacy.** ``public=True`` suppresses every people count from 1 to ``min_cell - 1``
@@ -349,7 +350,7 @@ def raw_metrics(
         pos = [
             r[0]
             for r in _cur(conn).execute(
-                "SELECT ts FROM positions WHERE van = ? AND ts >= ? AND ts <= ?",
+                "SELECT ts FROM positions WHERE van = ? AND ts >= ? AND ts <= ? AND suspect = 0",
                 (van, v.arrived, v.end if hi_v is None else hi_v),
             )
         ]

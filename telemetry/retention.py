@@ -28,7 +28,7 @@ from .events import to_epoch
 from .reports import raw_metrics
 from .store import Store
 
-FOLD_BATCH_DAYS = 31
+FOLD_BATCH_DAYS = 7  # days per write transaction: the box's writers wait meanwhile
 
 
 @dataclass(frozen=True)

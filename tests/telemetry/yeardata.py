@@ -15,7 +15,8 @@ serves visitors and drives on; back at the depot the box goes off. Besides:
 - some visits lose the GPS fix for a while (the box keeps counting), some have the box
   off for a while (nothing recorded), some have the sensor blocked (no counts).
 
-Everything is seeded: the same arguments give the same year. ``write(store, year)`` writes
+Everything is seeded: the same arguments give the same year (the same figures; event
+ids are fresh UUIDv7s). ``write(store, year)`` writes
 it through ``Store.record_many``; ``bulk_insert(conn, year, tz)`` writes the raw rows in
 one transaction without outbox rows (for the benchmark's millions of rows).
 """
