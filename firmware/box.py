@@ -36,6 +36,8 @@ log = logging.getLogger("vanbox.box")
 # Events that could not be written (disk full, database locked for too long) wait here
 # and are retried; the oldest track points go first if it fills up.
 RETRY_MAX = 10_000
+# A part whose loop has not gone round for this long is hung: stop feeding the watchdog.
+WATCHDOG_STALL_S = 60.0
 
 
 def add_arguments(parser) -> None:
@@ -84,6 +86,11 @@ class Box:
         self.app = None
         self.watchdog = None
         self.detector = None
+        self.gps_clock = None
+        if cfg.gps["set_clock"]:
+            from firmware.gps_clock import GpsClock
+
+            self.gps_clock = GpsClock(True)
         self.last_fix = None
         self.fixes = 0
         self.started = time.monotonic()
@@ -146,6 +153,8 @@ class Box:
     def on_fix(self, fix) -> None:
         self.last_fix = fix
         self.fixes += 1
+        if self.gps_clock is not None and fix.time is not None:
+            self.gps_clock.offer(fix.time, fix.mode, time.monotonic())
         if fix.mode < 2 or fix.lat is None or fix.lon is None or fix.time is None:
             return
         pos = fix.to_position()
@@ -211,15 +220,38 @@ class Box:
         from firmware.sdnotify import Watchdog, ready
 
         self.watchdog = Watchdog(
-            {
-                "gps": lambda: self.gps is not None and self.gps.is_alive(),
-                "publisher": lambda: self.publisher is None or self.publisher.is_alive(),
-                "web": lambda: self._web_thread is None or self._web_thread.is_alive(),
-            }
+            {"gps": self._gps_alive, "publisher": self._publisher_alive, "web": self._web_alive}
         ).start()
         ready("running")
         log.info("box %s running", cfg.van["id"])
         return self
+
+    # --- the watchdog's checks: progress, not just a thread that exists ----------------
+
+    def _gps_alive(self) -> bool:
+        gps = self.gps
+        if gps is None or not gps.is_alive():
+            return False
+        loop = getattr(gps, "loop_monotonic", None)
+        return loop is None or time.monotonic() - loop < WATCHDOG_STALL_S
+
+    def _publisher_alive(self) -> bool:
+        return self.publisher is None or self.publisher.is_alive()
+
+    def _web_alive(self) -> bool:
+        """The web server answers its own /healthz (a hung waitress does not)."""
+        url = self.web_url
+        if url is None:
+            return True
+        if self._web_thread is None or not self._web_thread.is_alive():
+            return False
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=5) as r:
+                return r.status == 200
+        except OSError:
+            return False
 
     def _start_web(self) -> None:
         from waitress.server import create_server

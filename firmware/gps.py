@@ -670,6 +670,7 @@ class GpsReader:
         self.last_position_fix: Fix | None = None  # the last fix with mode >= 2, not suspect
         self.last_position_monotonic: float | None = None
         self.last_line_monotonic: float | None = None
+        self.loop_monotonic: float | None = None
         self.port_open = False
         self.lines_read = 0
         self.bad_lines = 0
@@ -792,6 +793,9 @@ class GpsReader:
         buf = b""
         last_data = time.monotonic()
         while not self._stop.is_set():
+            # The watchdog's sign of life: the loop goes round at least every read
+            # timeout or reopen interval, with or without a receiver.
+            self.loop_monotonic = time.monotonic()
             if self._port is None:
                 if not self._open():
                     self._stop.wait(self.reopen_s)

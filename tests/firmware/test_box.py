@@ -133,3 +133,30 @@ def test_stop_visit_is_detected_and_published(sim_box):
     assert stop["name"] == first.stop[0] and stop["planned"] is True
     assert stop["left"] is None
     assert abs(stop["arrived"] - first.start.timestamp()) < 120
+
+
+def test_watchdog_checks_see_progress_not_just_threads(tmp_path):
+    from tests.conftest import free_port
+
+    route = demo_day(START, stop_minutes=10)
+    clock = SimClock(route.legs[1].start, speed=20)
+    cfg = default_config(
+        {
+            "database": {"path": str(tmp_path / "box.db")},
+            "kiosk": {"port": free_port()},
+            "staff": {"passwd_file": str(tmp_path / "staff.passwd")},
+        }
+    )
+    feeder = NmeaFeeder(route, clock, tmp_path / "gps").start()
+    box = Box(cfg, clock=clock, pin_factory=MockFactory(), gps_url=str(tmp_path / "gps"),
+              mqtt=False)  # fmt: skip
+    box.start()
+    try:
+        assert box.watchdog.failed_checks() == []
+        box.gps.loop_monotonic = time.monotonic() - 3600  # as if the GPS loop hung
+        assert not box._gps_alive()
+        box.server.close()  # the web server stops answering
+        assert not box._web_alive()
+    finally:
+        box.stop()
+        feeder.stop()
