@@ -43,7 +43,7 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import get_locale
+from flask_babel import get_locale, gettext
 from flask_babel import lazy_gettext as _l  # extracted with: pybabel extract -k _l
 from markupsafe import Markup
 
@@ -197,8 +197,6 @@ def _qr_svg(url: str) -> str:
 
 
 def _day_label(start: datetime, now: datetime) -> str:
-    from flask_babel import gettext
-
     locale = get_locale()
     days = (start.date() - now.date()).days
     if days == 0:

@@ -89,6 +89,12 @@ def init_babel(app: Flask) -> None:
     cfg = app.extensions.get("vanbox_config")
     configured = list(cfg.kiosk["languages"]) if cfg else [DEFAULT]
     app.extensions[EXTENSION_KEY] = enabled_languages(configured)
+    missing = [c for c in configured if c not in LANGUAGES or not has_catalog(c)]
+    if missing:
+        app.logger.warning(
+            "kiosk.languages: no translation for %s; the check-in offers %s",
+            ", ".join(missing), ", ".join(lang.code for lang in app.extensions[EXTENSION_KEY]),
+        )  # fmt: skip
     Babel(
         app,
         default_locale=DEFAULT,
