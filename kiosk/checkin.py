@@ -294,6 +294,7 @@ def thanks(lang: str):
 
 
 @bp.errorhandler(400)
+@bp.errorhandler(413)  # a post larger than MAX_CONTENT_LENGTH is just another bad post
 def bad_request(e):
     return _page("checkin/error.html"), 400
 

@@ -200,6 +200,7 @@ BAD = {
         f, step="heard", first_visit="yes", heard_from="radio"
     ),
     "age missing": lambda f: {k: v for k, v in final_post(f).items() if k != "age"},
+    "oversized post": lambda f: final_post(f, topic=["x" * 100_000]),
 }
 
 
