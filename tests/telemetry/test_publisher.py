@@ -308,7 +308,7 @@ def tls_broker(broker_factory, tmp_path: Path):
     (d / "wrong.password").write_text("not it\n")
     extra = "\n".join([
         f"cafile {d / 'ca.crt'}", f"certfile {d / 'server.crt'}", f"keyfile {d / 'server.key'}",
-        f"password_file {pw}", "allow_anonymous false", "user root",
+        f"password_file {pw}", "allow_anonymous false",
     ])  # fmt: skip
     return broker_factory(extra_config=extra), d
 

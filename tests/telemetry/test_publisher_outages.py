@@ -52,10 +52,7 @@ def stream(rng: random.Random) -> list:
 
 
 def test_five_broker_restarts_during_2000_events_lose_nothing(tmp_path: Path, broker_factory):
-    # Started as root, mosquitto drops to the 'mosquitto' user and then cannot write its
-    # persistence file in pytest's private temp dir; 'user root' keeps it as it is (the
-    # option is ignored when the tests do not run as root).
-    broker = broker_factory(extra_config="user root", persistence=True)
+    broker = broker_factory(persistence=True)
     sub = helpers.Subscriber(broker.port, client_id="outage-sub", persistent=True)
     store = Store(tmp_path / "box.db", van="outvan", tid="OV")
     rng = random.Random(2)
