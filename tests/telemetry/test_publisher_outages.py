@@ -9,6 +9,7 @@ the restarts: anything missing would be the publisher's fault.
 from __future__ import annotations
 
 import importlib.util
+import json
 import random
 import threading
 import time
@@ -98,6 +99,10 @@ def test_five_broker_restarts_during_2000_events_lose_nothing(tmp_path: Path, br
         # each id at least once; redeliveries are allowed and carry the same id
         got = [ev.id for m in sub.decoded() for ev in m.events]
         assert len(got) >= N_EVENTS and set(got) == want
+        # the retained live position is the newest fix, whatever order the backlogs took
+        newest = [e for e in events if isinstance(e, Position)][-1]
+        loc = helpers.retained(broker.port, "vanbox/outvan/location")
+        assert loc is not None and json.loads(loc)["id"] == newest.id
     finally:
         pub.stop()
         sub.close()
