@@ -213,6 +213,7 @@ class Box:
                 track_batch=cfg.publish["track_batch"],
             )
             self.publisher.start()
+            self.store.add_listener(self.publisher.wake)
 
         if self.web_enabled:
             self._start_web()

@@ -72,6 +72,7 @@ class Store:
         self._lock = threading.RLock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
+        self._listeners: list = []
         if str(path) != ":memory:":
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,7 +174,21 @@ class Store:
         with ``van`` filled in."""
         return self.record_many([event])[0]
 
+    def add_listener(self, fn) -> None:
+        """Call ``fn()`` after every commit of new events (the publisher's wake-up, so a
+        count goes out at once instead of at its next poll)."""
+        self._listeners.append(fn)
+
     def record_many(self, events: Iterable[Event]) -> list[Event]:
+        out = self._record_many(events)
+        for fn in self._listeners:
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - a listener must not undo a commit
+                pass
+        return out
+
+    def _record_many(self, events: Iterable[Event]) -> list[Event]:
         out = []
         with self.transaction() as conn:
             for ev in events:

@@ -170,7 +170,7 @@ def test_a_full_disk_raises_the_real_error_and_loses_nothing_committed(store):
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     conn.execute(f"PRAGMA max_page_count = {pages}")
     with pytest.raises(sqlite3.OperationalError, match="full"):
-        for i in range(50, 5000):
+        for _ in range(50, 5000):
             store.record(Footfall(time=T0, kind="in"))
     full_count = store.count("footfall")
     assert store.count("footfall") == store.outbox_depth() - 50  # event and outbox together
@@ -179,3 +179,13 @@ def test_a_full_disk_raises_the_real_error_and_loses_nothing_committed(store):
     assert store.count("footfall") == full_count + 1
     assert store.count("positions") == 50
     assert store.integrity_check() == "ok"
+
+
+def test_listeners_are_called_after_each_commit(store):
+    calls = []
+    store.add_listener(lambda: calls.append(store.outbox_depth()))
+    store.add_listener(lambda: 1 / 0)  # a broken listener does not undo the commit
+    store.record(pos(1))
+    store.record_many([pos(2), pos(3)])
+    assert calls == [1, 3]
+    assert store.count("positions") == 3
