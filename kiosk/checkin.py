@@ -47,7 +47,7 @@ from flask_babel import get_locale, gettext
 from flask_babel import lazy_gettext as _l  # extracted with: pybabel extract -k _l
 from markupsafe import Markup
 
-from telemetry.events import CheckIn, utcnow
+from telemetry.events import CheckIn
 from telemetry.tour import next_visits
 
 from . import appctx, csrf, i18n
@@ -208,7 +208,7 @@ def _day_label(start: datetime, now: datetime) -> str:
 
 def _next_stops() -> list[dict]:
     cfg = appctx.config()
-    now = utcnow().astimezone(cfg.tz)
+    now = appctx.now().astimezone(cfg.tz)
     out = []
     for v in next_visits(cfg.tour, now, cfg.tz, 3):
         out.append(
@@ -277,7 +277,7 @@ def step_post(lang: str):
     if step == "visit" and a["first_visit"] == "yes":
         return _page("checkin/heard.html", step_no=4, sources=HEARD_FROM, **ctx)
     event = CheckIn(
-        time=utcnow(),
+        time=appctx.now(),
         age_group=a["age"],
         topics=a["topics"],
         first_visit=FIRST_VISIT[a["first_visit"]],
