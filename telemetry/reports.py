@@ -186,7 +186,7 @@ def _visits_for(conn: sqlite3.Connection, van: str, lo: float, hi: float, days: 
     for i, r in enumerate(rows):
         nxt = rows[i + 1][1] if i + 1 < len(rows) else math.inf
         left = r[2]
-        end = left if left is not None else min(r[1] + OPEN_VISIT_S, nxt)
+        end = min(left if left is not None else r[1] + OPEN_VISIT_S, nxt)  # never overlap
         out.append(_Visit(r[0], r[1], left, end, r[3]))
     return out
 
@@ -219,74 +219,78 @@ def raw_metrics(
         return []
     acc: dict[tuple[str, str, str], float] = defaultdict(float)
     marks = ",".join("?" * len(days))
-    # Sorted here, not in SQL: an ORDER BY ts would lead SQLite to the (van, ts) index and
-    # a scan of every row of the van instead of the (van, day) index.
-    foot = sorted(
-        _cur(conn)
-        .execute(
-            f"SELECT ts, day, hour, kind, sensor, id FROM footfall WHERE van = ?"
-            f" AND day IN ({marks})",
-            (van, *days),
-        )
-        .fetchall(),
-        key=lambda r: (r[0], r[5]),
-    )
+    q = _cur(conn)
     chk = (
-        _cur(conn)
-        .execute(
-            "SELECT ts, day, hour, age_group, topics, first_visit FROM checkins"
-            f" WHERE van = ? AND day IN ({marks})",
+        q.execute(
+            "SELECT ts, day, hour, age_group, topics, first_visit, count(*) FROM checkins"
+            f" WHERE van = ? AND day IN ({marks}) GROUP BY 1, 2, 3, 4, 5, 6",
             (van, *days),
-        )
-        .fetchall()
+        ).fetchall()
         if names & _CHECKIN
         else []
     )
-    times = [r[0] for r in foot] + [r[0] for r in chk]
-    span = (
-        _cur(conn)
-        .execute(
-            "SELECT min(arrived), max(arrived) FROM stop_visits"
-            f" WHERE van = ? AND day IN ({marks})",
-            (van, *days),
-        )
-        .fetchone()
-    )
-    lo = min(times + [x for x in span if x is not None] or [0.0]) - OPEN_VISIT_S - HOUR_S
-    hi = max(times + [x for x in span if x is not None] or [0.0]) + HOUR_S
+    spans = [
+        q.execute(f"SELECT min({col}), max({col}) FROM {table} WHERE van = ? AND day IN ({marks})",
+                  (van, *days)).fetchone()
+        for table, col in (("footfall", "ts"), ("checkins", "ts"), ("stop_visits", "arrived"))
+    ]  # fmt: skip
+    xs = [x for r in spans for x in r if x is not None]
+    lo = min(xs, default=0.0) - OPEN_VISIT_S - HOUR_S
+    hi = max(xs, default=0.0) + HOUR_S
     visits = _visits_for(conn, van, lo, hi, days)
     starts = [v.arrived for v in visits]
 
-    def visit_at(ts: float) -> _Visit | None:
-        i = bisect.bisect_right(starts, ts) - 1
-        if i >= 0 and ts < visits[i].end:
-            return visits[i]
-        return None
-
-    # Footfall: visitors per visit and day, by hour; counts outside stops; blocked time.
-    passes: dict[tuple[str, str], int] = defaultdict(int)
-    blocked: list[tuple] = []
-    for ts, day, hour, kind, sensor, _id in foot:
-        if kind in ("sensor_blocked", "sensor_ok"):
-            blocked.append((ts, day, kind, sensor))
-            continue
-        if kind == "out":
-            continue
-        v = visit_at(ts)
-        if v is None:
-            acc[("outside_n", day, "")] += 1
-            continue
-        counts = kind == "in"
-        if kind == "pass":
-            n = passes[(v.id, day)]
-            passes[(v.id, day)] = n + 1
-            counts = n % 2 == 0  # the 1st, 3rd, 5th ... pass: ceil(passes / 2) in all
-        if counts:
-            acc[("visit_visitors", day, v.id)] += 1
-            acc[("hour_visitors", day, f"{hour:02d}")] += 1
+    # Footfall, counted in SQL per visit, day and hour: each visit's [arrived, end) is a
+    # range of the (van, ts) index. "in" counts; of the passes, the 1st, 3rd, 5th ...
+    # per visit and day (ceil(passes / 2) in all).
+    attributed: dict[str, int] = {}
+    if visits:
+        cte = "WITH vis(id, a, e) AS (VALUES " + ",".join(["(?,?,?)"] * len(visits)) + ") "
+        join = (
+            " FROM vis CROSS JOIN footfall f ON f.van = ? AND f.ts >= vis.a AND f.ts < vis.e"
+            f" WHERE f.day IN ({marks})"
+        )
+        args = [x for v in visits for x in (v.id, v.arrived, v.end)] + [van, *days]
+        ins = q.execute(
+            cte + "SELECT vis.id, f.day, f.hour, count(*)" + join + " AND f.kind = 'in'"
+            " GROUP BY 1, 2, 3",
+            args,
+        ).fetchall()
+        odd = q.execute(
+            cte + "SELECT id, day, hour, count(*) FROM (SELECT vis.id AS id, f.day AS day,"
+            " f.hour AS hour, row_number() OVER (PARTITION BY vis.id, f.day"
+            " ORDER BY f.ts, f.id) AS rn" + join + " AND f.kind = 'pass')"
+            " WHERE rn % 2 = 1 GROUP BY 1, 2, 3",
+            args,
+        ).fetchall()
+        for vid, day, hour, n in ins + odd:
+            acc[("visit_visitors", day, vid)] += n
+            acc[("hour_visitors", day, f"{hour:02d}")] += n
+        attributed = dict(
+            q.execute(
+                cte + "SELECT f.day, count(*)" + join + " AND f.kind IN ('in', 'pass') GROUP BY 1",
+                args,
+            ).fetchall()
+        )
+    for day, n in q.execute(
+        f"SELECT day, count(*) FROM footfall WHERE van = ? AND day IN ({marks})"
+        " AND kind IN ('in', 'pass') GROUP BY 1",
+        (van, *days),
+    ).fetchall():
+        if n > attributed.get(day, 0):
+            acc[("outside_n", day, "")] += n - attributed.get(day, 0)
+    blocked = sorted(
+        q.execute(
+            f"SELECT ts, day, kind, sensor, id FROM footfall WHERE van = ? AND day IN ({marks})"
+            " AND kind IN ('sensor_blocked', 'sensor_ok')",
+            (van, *days),
+        ).fetchall()
+        if names & _QUALITY
+        else []
+    )
 
     # Check-ins: the visit overlapping most of the check-in's hour.
-    for ts, day, hour, age, topics, first in chk:
+    for ts, day, hour, age, topics, first, n in chk:
         best, best_o = None, 0.0
         i = bisect.bisect_left(starts, ts + HOUR_S) - 1
         for j in range(i, max(-1, i - 3), -1):
@@ -295,18 +299,18 @@ def raw_metrics(
             if o > 0 and o >= best_o:
                 best, best_o = v, o
         key = best.id if best else ""
-        acc[("visit_checkins", day, key)] += 1
+        acc[("visit_checkins", day, key)] += n
         if first == 1:
-            acc[("visit_first", day, key)] += 1
-        acc[("hour_checkins", day, f"{hour:02d}")] += 1
-        acc[("age", day, age)] += 1
-        acc[("first", day, "" if first is None else str(first))] += 1
+            acc[("visit_first", day, key)] += n
+        acc[("hour_checkins", day, f"{hour:02d}")] += n
+        acc[("age", day, age)] += n
+        acc[("first", day, "" if first is None else str(first))] += n
         try:
             codes = json.loads(topics)
         except ValueError:
             codes = []
         for code in dict.fromkeys(codes):
-            acc[("topic", day, str(code))] += 1
+            acc[("topic", day, str(code))] += n
 
     # Sensor blocked: to the next ok of that sensor on the day, else the day's last record.
     if blocked and names & _QUALITY:
@@ -330,7 +334,7 @@ def raw_metrics(
         ):
             last_of_day[day] = max(t, last_of_day.get(day, t))
         open_since: dict[str, tuple[float, str]] = {}
-        for ts, day, kind, sensor in blocked:
+        for ts, day, kind, sensor, _id in blocked:
             if kind == "sensor_blocked":
                 if sensor not in open_since:
                     open_since[sensor] = (ts, day)
