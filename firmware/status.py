@@ -97,6 +97,8 @@ def run(args) -> int:
         else:
             state = "connected" if mq.get("connected") else "NOT connected"
             print(f"broker:     {mq.get('host')} {state}")
+        if box.get("retry_queue"):
+            print(f"disk:       {box['retry_queue']} events wait in memory (database full?)")
         gps = box.get("gps") or {}
         print(f"gps port:   {gps.get('port')} {'open' if gps.get('open') else 'NOT open'}")
     t = s["today"]
