@@ -293,7 +293,7 @@ class Store:
 
     def pending(self, limit: int = 100, *, after: int = 0) -> list[OutboxRow]:
         """Unsent rows, counts and check-ins before positions, oldest first.
-        ``after`` skips rows up to that seq within the first priority (for paging)."""
+        ``after`` leaves out every row with ``seq <= after``, of any priority."""
         with self._lock:
             rows = self._conn.execute(
                 "SELECT seq, event_id, kind, priority, payload, created FROM outbox"
