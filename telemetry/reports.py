@@ -220,10 +220,12 @@ def raw_metrics(
     acc: dict[tuple[str, str, str], float] = defaultdict(float)
     marks = ",".join("?" * len(days))
     q = _cur(conn)
+    # Grouped by day first: grouping by ts first would make SQLite pick the (van, ts)
+    # index and read every check-in of the van.
     chk = (
         q.execute(
             "SELECT ts, day, hour, age_group, topics, first_visit, count(*) FROM checkins"
-            f" WHERE van = ? AND day IN ({marks}) GROUP BY 1, 2, 3, 4, 5, 6",
+            f" WHERE van = ? AND day IN ({marks}) GROUP BY 2, 1, 3, 4, 5, 6",
             (van, *days),
         ).fetchall()
         if names & _CHECKIN
