@@ -24,7 +24,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from firmware.localnet import free_port, wait_port  # noqa: E402
 
 STOPS = [("Peine, Marktplatz", "Peine", 52.3215, 10.2335),
          ("Edemissen, Schulzentrum", "Edemissen", 52.386, 10.261)]  # fmt: skip
@@ -53,23 +54,6 @@ def bench_config():
             }
         }
     )  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on port {port}")
 
 
 # --- 1. HTTP --------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from firmware.localnet import free_port, wait_port  # noqa: E402
 from telemetry import topics
 from telemetry.config import DEFAULTS
 from telemetry.deadband import Deadband
@@ -47,23 +48,6 @@ from telemetry.store import Store
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 WINDOW = 50  # the publisher's default max_inflight, given to bare paho too
 UNLIMITED = 1e9  # rate limit off for the drain race (the default 50 msg/s is for the link)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise TimeoutError(f"mosquitto did not start on {port}")
 
 
 class Mosquitto:

@@ -27,7 +27,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from pathlib import Path
 from telemetry.config import default_config
 from telemetry.errors import VanboxError
 
+from .localnet import free_port, wait_port
 from .simulator import DEPOT, NmeaFeeder, demo_day, demo_tour
 from .visitors import SimClock
 
@@ -117,23 +117,6 @@ def schedule(days: int, seed: int, day_s: float, stops: list[tuple[float, float]
 # --- pieces ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
 class Broker:
     def __init__(self, work: Path) -> None:
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -158,8 +141,10 @@ class Broker:
             self.proc = subprocess.Popen(
                 [self.exe, "-c", str(self.dir / "mosquitto.conf")], stdout=logf, stderr=logf
             )
-        if not wait_port(self.port):
-            raise VanboxError("the soak test's mosquitto did not start")
+        try:
+            wait_port(self.port, 15)
+        except TimeoutError:
+            raise VanboxError("the soak test's mosquitto did not start") from None
 
     def stop(self) -> None:
         if self.proc is not None:
