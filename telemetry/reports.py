@@ -39,9 +39,15 @@ How the figures are counted
   holds within a municipality's stops (its total is in the municipalities table) and
   within the rural municipalities (their total is in the rural table).
 
-Storage: the retention job folds complete days into the ``aggregates`` table (see
-``migrations/0002_aggregates.sql`` and :mod:`telemetry.retention`). A report reads folded
-days from there and every other day from the raw tables, computing the same metrics.
+Storage: the daily job (``vanbox prune``) folds complete days into the ``aggregates``
+table (see ``migrations/0002_aggregates.sql`` and :mod:`telemetry.retention`); triggers
+mark a folded day stale again when a raw row for it arrives later. A report reads folded
+days from ``aggregates`` and every other day (today, stale days) from the raw tables,
+computing the same metrics with the same code (:func:`raw_metrics`), so figures do not
+change when a day is folded or its raw rows are pruned. Raw days are remembered per
+connection until the database changes, so an export of all ten reports computes them once.
+A year from aggregates takes milliseconds; a year of raw rows only (the daily job never
+ran) takes seconds.
 
 Metrics (``aggregates.metric`` / ``key``): ``visit_visitors``, ``visit_checkins``,
 ``visit_first`` (key: stop visit id, ``""`` = not at a stop); ``hour_visitors``,
