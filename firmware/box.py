@@ -171,9 +171,18 @@ class Box:
 
     def start(self) -> Box:
         cfg = self.cfg
-        from telemetry.stops import StopDetector
+        from telemetry.stops import StopDetector, open_visit
 
-        self.detector = StopDetector(cfg.tour, cfg.stops, cfg.tz, van=cfg.van["id"])
+        # Hidden zones (depot, staff homes) never become stops; a visit still open in
+        # the database (the power was cut while parked) is resumed, not started again.
+        self.detector = StopDetector(
+            cfg.tour,
+            cfg.stops,
+            cfg.tz,
+            van=cfg.van["id"],
+            ignore=cfg.hidden_zones,
+            current=open_visit(self.store.reader(), cfg.van["id"]),
+        )
         self._retry_thread = threading.Thread(target=self._retry_loop, name="retry", daemon=True)
         self._retry_thread.start()
 
