@@ -52,11 +52,12 @@ class Broker:
             "log_dest stderr",
             "log_type error",
             "log_type warning",
-            # As root, mosquitto switches to its own user, which could not write the
-            # persistence file here.
-            f"user {getpass.getuser()}",
             self.extra_config,
         ]
+        if not any(line.startswith("user ") for line in self.extra_config.splitlines()):
+            # As root, mosquitto switches to its own user, which could not write the
+            # persistence file here.
+            lines.append(f"user {getpass.getuser()}")
         self.conf.write_text("\n".join(lines) + "\n")
 
     def start(self) -> None:
