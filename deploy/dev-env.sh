@@ -28,10 +28,16 @@ venv_install() {
   [ -x .venv/bin/python ] || python3 -m venv .venv
   local stamp=.venv/.vanbox-installed-$1
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v WARNING || true
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$1]" 2>&1 | grep -Ev "WARNING|^ *$" || true
+    echo "vanbox: installing the Python packages into .venv (log: .venv/pip.log)"
+    if ! { .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip \
+           && .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$1]"; } \
+         > .venv/pip.log 2>&1; then
+      tail -n 30 .venv/pip.log >&2
+      echo "vanbox: installing the Python packages failed (above; all of it in .venv/pip.log)" >&2
+      exit 1
+    fi
     .venv/bin/python -c 'import firmware, telemetry, kiosk, paho.mqtt, gpiozero, serial, flask' \
-      || { echo "vanbox: installing the Python packages failed (see above)" >&2; exit 1; }
+      || { echo "vanbox: the installed packages do not import (see .venv/pip.log)" >&2; exit 1; }
     touch "$stamp"
   fi
 }
