@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware.footfall import Debouncer, LineMonitor, PairCounter, SingleCounter
+from firmware.footfall_logic import Debouncer, LineMonitor, PairCounter, SingleCounter
 from firmware.visitors import VisitorStream, crossings, walk_edges
 from telemetry.events import Footfall, from_epoch
 
