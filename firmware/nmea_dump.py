@@ -2,7 +2,8 @@
 
 SOURCE is a recording file (lines starting with ``#`` are comments) or a pyserial URL
 (``/dev/serial0``, ``/dev/ttyACM0``, ``socket://host:port``). It runs the same reader the
-box runs (:mod:`firmware.gps`), with the jump/HDOP filter of the built-in configuration.
+box runs (:mod:`firmware.gps`, decoding with :mod:`firmware.nmea`), with the jump/HDOP
+filter of the built-in configuration.
 With ``--json`` each epoch is a gpsd-style TPV object on one line: ``time`` (ISO 8601 UTC
 with milliseconds), ``lat``, ``lon``, ``alt`` (metres above mean sea level), ``speed``
 (m/s), ``track`` (degrees), ``mode`` (1 no fix, 2 2D, 3 3D), ``hdop``, ``sats``, absent
@@ -24,7 +25,8 @@ from typing import TextIO
 from telemetry.config import default_config
 from telemetry.errors import VanboxError
 
-from .gps import Fix, FixFilter, GpsReader, read_file
+from .gps import GpsReader
+from .nmea import Fix, FixFilter, read_file
 
 _MODES = {1: "no fix", 2: "2D", 3: "3D"}
 

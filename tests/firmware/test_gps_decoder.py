@@ -9,7 +9,7 @@ from pathlib import Path
 import pynmea2
 import pytest
 
-from firmware.gps import (
+from firmware.nmea import (
     GPS_WEEK_ROLLOVER,
     Fix,
     FixFilter,

@@ -15,7 +15,7 @@ import pynmea2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from firmware.gps import Fix, NmeaDecoder, decode_lines
+from firmware.nmea import Fix, NmeaDecoder, decode_lines
 
 CORPUS = (Path(__file__).resolve().parents[2].parent / "shared" / "nmea-corpus").resolve()
 LOGS = sorted(p.name for p in CORPUS.glob("*.log")) if CORPUS.is_dir() else []
