@@ -20,7 +20,11 @@ import pytest
 from firmware.localnet import free_port, wait_port  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = (ROOT.parent / "shared" / "nmea-corpus").resolve()
+# gpsd's receiver recordings: ../shared/nmea-corpus beside the clone (as CI lays it
+# out), or wherever VANBOX_NMEA_CORPUS points.
+CORPUS = Path(
+    os.environ.get("VANBOX_NMEA_CORPUS") or ROOT.parent / "shared" / "nmea-corpus"
+).resolve()
 SCREENSHOTS = ROOT / "build" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
