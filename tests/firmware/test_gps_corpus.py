@@ -21,8 +21,8 @@ import pytest
 
 from firmware.nmea_dump import file_fixes
 from telemetry.events import iso_utc
+from tests.conftest import CORPUS
 
-CORPUS = (Path(__file__).resolve().parents[2].parent / "shared" / "nmea-corpus").resolve()
 LOGS = sorted(p.name for p in CORPUS.glob("*.log")) if CORPUS.is_dir() else []
 
 GSA_2D = (

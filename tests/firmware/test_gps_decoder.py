@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from functools import reduce
-from pathlib import Path
 
 import pynmea2
 import pytest
@@ -21,8 +20,7 @@ from firmware.nmea import (
 from telemetry.config import default_config
 from telemetry.errors import VanboxError
 from telemetry.events import Position
-
-CORPUS = (Path(__file__).resolve().parents[2].parent / "shared" / "nmea-corpus").resolve()
+from tests.conftest import CORPUS
 
 
 def nmea(body: str) -> str:

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from functools import reduce
-from pathlib import Path
 
 import pynmea2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from firmware.nmea import Fix, NmeaDecoder, decode_lines
+from tests.conftest import CORPUS
 
-CORPUS = (Path(__file__).resolve().parents[2].parent / "shared" / "nmea-corpus").resolve()
 LOGS = sorted(p.name for p in CORPUS.glob("*.log")) if CORPUS.is_dir() else []
 _LINES = {
     name: [x for x in (CORPUS / name).read_bytes().split(b"\n") if not x.startswith(b"#")]

@@ -20,8 +20,8 @@ import pynmea2
 import pytest
 
 from firmware.gps import Fix, GpsReader, read_file
+from tests.conftest import CORPUS
 
-CORPUS = (Path(__file__).resolve().parents[2].parent / "shared" / "nmea-corpus").resolve()
 LOGS = sorted(p.name for p in CORPUS.glob("*.log")) if CORPUS.is_dir() else []
 WAIT_S = 30.0  # generous: the machine is shared; this bounds a hang, it times nothing
 
