@@ -98,6 +98,7 @@ FLOW_RE = re.compile(r"[A-Za-z0-9_-]{16,64}\Z")
 LANG_RULE = "any(" + ", ".join(i18n.LANGUAGES) + "):lang"
 STATE_KEY = "vanbox_checkin"
 HEARTBEAT_KEY = "VANBOX_HEARTBEAT_S"  # Flask config: seconds between heartbeats (default 10)
+THANKS_SECONDS = 10  # the thank-you screen goes back to the start after this
 HOME_REFRESH_S = 900  # the idle start page reloads this often, so "next stops" stay current
 
 bp = Blueprint("checkin", __name__)
@@ -226,11 +227,11 @@ def _page(template: str, **ctx) -> str:
     cfg = appctx.config()
     lang = i18n.current()
     ctx.setdefault("home_url", url_for("checkin.start"))
+    ctx.setdefault("idle_s", int(cfg.kiosk["idle_seconds"]))
     return render_template(
         template,
         van_name=cfg.van["name"],
         lang=lang,
-        idle_s=int(cfg.kiosk["idle_seconds"]),
         heartbeat_s=float(current_app.config.get(HEARTBEAT_KEY, 10)),
         **ctx,
     )
@@ -290,7 +291,9 @@ def step_post(lang: str):
 
 @bp.get(f"/<{LANG_RULE}>/thanks")
 def thanks(lang: str):
-    return _page("checkin/thanks.html")
+    # The next visitor should find the start screen, not someone else's "thank you".
+    idle = int(appctx.config().kiosk["idle_seconds"])
+    return _page("checkin/thanks.html", idle_s=min(idle, THANKS_SECONDS))
 
 
 @bp.errorhandler(400)

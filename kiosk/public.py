@@ -236,6 +236,10 @@ def _json_response(body: bytes, etag: str) -> Response:
     and a reconnect per poll costs more than the 18 bytes."""
     quoted = f'"{etag}"'
     headers = _headers(etag)
+    if CLOCK_KEY in current_app.extensions:
+        # A simulated clock (demo, soak): the page reckons "last seen" from this, not
+        # from the wall-clock Date header.
+        headers["X-Vanbox-Now"] = _now().isoformat()
     if quoted in request.headers.get("If-None-Match", ""):
         return Response(status=304, headers=headers)
     if request.args.get("since") == etag:

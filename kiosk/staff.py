@@ -146,7 +146,7 @@ LABELS_DE = {
     "Thursday": "Donnerstag", "Friday": "Freitag", "Saturday": "Samstag", "Sunday": "Sonntag",
     "First visit": "Erstbesuch", "Returning": "Wiederkehrend", "Not said": "keine Angabe",
     # check-in codes (topics, age groups)
-    "school": "Schule", "training": "Ausbildung", "job": "Arbeit", "money": "Geld",
+    "school": "Schule", "training": "Ausbildung", "job": "Job", "money": "Geld",
     "housing": "Wohnen", "family": "Familie", "health": "Gesundheit",
     "papers": "Aufenthalt, Papiere", "talk": "Einfach reden", "other": "Sonstiges",
     "unsaid": "keine Angabe",

@@ -105,7 +105,7 @@ DEFAULTS: dict[str, Any] = {
         "bind": "127.0.0.1",
         "port": 8080,
         "idle_seconds": 60,
-        "min_checkin_interval_s": 5.0,
+        "min_checkin_interval_s": 2.0,
         "public_map_url": "",
         "secret_key_file": "",
         "languages": ["de", "en", "tr", "ar", "uk", "ru", "fa"],

@@ -273,7 +273,7 @@ def test_twenty_identical_posts_make_one_checkin(client, db, app):
 def test_min_interval_between_checkins(client, db, app):
     guard = app.extensions[checkin.STATE_KEY]
     guard.clock = clock = FakeClock()
-    assert guard.min_interval == 5.0  # kiosk.min_checkin_interval_s default
+    assert guard.min_interval == 2.0  # kiosk.min_checkin_interval_s default
     for _ in range(20):  # twenty fresh forms within the interval
         client.post("/de/checkin", data=final_post(begin(client)))
         clock.t += 0.1
@@ -334,3 +334,10 @@ def test_no_client_address_or_user_agent_in_any_row_or_log_line(db, caplog, tmp_
     raw = b"".join(p.read_bytes() for p in Path(db.path).parent.glob("vanbox.db*"))
     for secret in (IP, FORWARDED, "ProbeAgent"):
         assert secret.encode() not in raw
+
+
+def test_thank_you_screen_returns_to_the_start_sooner_than_the_idle_time(client):
+    """The next visitor should find the start screen, not someone else's thank-you."""
+    page = client.get("/de/thanks").get_data(as_text=True)
+    assert 'data-idle-ms="10000"' in page
+    assert 'data-idle-ms="60000"' in client.get("/de/checkin").get_data(as_text=True)

@@ -123,6 +123,9 @@ def test_etag_polling(hub):
     r2b = c.get(f"/api/public/vans?since={etag.strip(chr(34))}")
     assert r2b.status_code == 200 and r2b.get_json() == {"unchanged": True}
     assert r2b.headers["ETag"] == etag
+    # The simulated clock's "now" goes with every answer: the page reckons "last seen"
+    # from it, not from the wall-clock Date header.
+    assert r2b.headers["X-Vanbox-Now"] == MON_1115.isoformat()
     assert c.get("/api/public/vans?since=stale").get_json()["vans"]
     # A new fix at the stop changes the answer (and so the ETag).
     st.ingest_many([Position(time=MON_1115, lat=MARKT[0] + 0.0005, lon=MARKT[1], van="van-a")])

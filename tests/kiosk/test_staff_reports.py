@@ -329,7 +329,7 @@ def test_charts_are_self_contained_svg(box):
     svg = c.get("/staff/reports/topics.svg?p=month&d=2026-11-01").data.decode()
     printed = sorted(int(v) for v in charts.printed_values(svg))
     assert printed == sorted(row[1] for row in table.rows)
-    for label in ("Arbeit", "Wohnen", "Schule", "Geld"):
+    for label in ("Job", "Wohnen", "Schule", "Geld"):
         assert f">{label}<" in svg
 
 

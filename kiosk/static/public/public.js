@@ -174,7 +174,7 @@
   function poll() {
     var url = cfg.api + (etag ? "?since=" + encodeURIComponent(etag) : "");
     fetch(url, { cache: "no-store" }).then(function (r) {
-      var date = r.headers.get("Date");
+      var date = r.headers.get("X-Vanbox-Now") || r.headers.get("Date");
       if (date) skewMs = Date.parse(date) - Date.now();
       if (r.status === 304) return null;
       if (!r.ok) throw new Error("HTTP " + r.status);
