@@ -50,6 +50,7 @@ STYLE = Style(
 KINDS = ("bar", "line", "pie", "none")
 TOTAL_LABELS = frozenset({"Total"})
 NO_DATA = "Keine Daten"
+NO_DATA_SUPPRESSED = "Kleine Zahlen ausgeblendet"
 
 _SCRIPT = re.compile(r"<script\b.*?</script>", re.S)
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
@@ -166,8 +167,19 @@ def chart_for(
         # HorizontalBar draws the first label at the bottom; reverse to read like the table.
         labels, rows = labels[::-1], rows[::-1]
     chart.x_labels = labels
+    values = []
     for i in series_i:
-        chart.add(translate(table.columns[i]), [_value(r[i]) for r in rows])
+        column = [_value(r[i]) for r in rows]
+        values += [v for v in column if v is not None]
+        chart.add(translate(table.columns[i]), column)
+    if rows and not values:
+        # Every cell is hidden (small-cell suppression): say so, not "no data".
+        chart.config.no_data_text = NO_DATA_SUPPRESSED
+    elif values and all(float(v).is_integer() for v in values) and max(values) <= 20:
+        # Counts of people: whole-number ticks, not 0.2, 0.4, ...
+        top = int(max(values))
+        step = max(1, -(-top // 8))
+        chart.y_labels = list(range(0, top + step + 1, step))
     return chart
 
 

@@ -470,3 +470,16 @@ def test_annual_report_suppresses_small_counts(hub):
     figures = dict(csv_rows(c.get(f"/staff/annual.csv?year=2026&van={VAN_B}").data)[1:])
     assert figures["first_contacts"] == ""
     assert figures["contacts"] == "6"
+
+
+def test_small_counts_get_whole_number_ticks_and_hidden_cells_say_so():
+    import re
+
+    from kiosk import charts
+    from telemetry.reports import Table
+
+    t = Table("topics", "Themen", ("Topic", "Visitors"), (("job", 2), ("school", 1)), "bar")
+    ticks = set(re.findall(r">(\d+(?:\.\d+)?)</text>", charts.render(t)))
+    assert {"0", "1", "2"} <= ticks and not any("." in x for x in ticks)
+    hidden = Table("topics", "Themen", ("Topic", "Visitors"), (("job", None),), "bar")
+    assert charts.NO_DATA_SUPPRESSED in charts.render(hidden)
