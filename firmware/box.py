@@ -21,13 +21,12 @@ import socket
 import threading
 import time
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 from telemetry.clock import Clock
 from telemetry.config import Config
 from telemetry.deadband import Deadband
-from telemetry.errors import StoreError, VanboxError
+from telemetry.errors import VanboxError
 from telemetry.events import Event, Footfall
 from telemetry.store import Store
 
@@ -111,7 +110,7 @@ class Box:
                     self._retry.append(ev)
                     return
             self.store.record(ev)
-        except (StoreError, OSError, Exception) as e:  # noqa: B014 - sqlite errors vary
+        except Exception as e:  # noqa: BLE001 - disk full, I/O error, locked: keep it
             self.record_errors += 1
             log.error("could not store %s %s (%s); keeping it for a retry", type(ev).__name__,
                       ev.id, e)  # fmt: skip
@@ -365,14 +364,3 @@ def broker_reachable(host: str, port: int, timeout: float = 1.0) -> bool:
             return True
     except OSError:
         return False
-
-
-def db_path_ok(path: str) -> Path:
-    p = Path(path)
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise VanboxError(
-            f"database.path = {path!r}: cannot create its folder ({e.strerror})"
-        ) from None
-    return p

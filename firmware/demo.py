@@ -16,7 +16,7 @@ import random
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from telemetry.config import default_config
@@ -168,6 +168,7 @@ def run(args) -> int:
     print("Ctrl-C stops the demo.", flush=True)
 
     deadline = None if args.duration is None else time.monotonic() + args.duration
+    day_over = False
     try:
         while not box._stop.is_set():
             if deadline is not None and time.monotonic() >= deadline:
@@ -180,13 +181,9 @@ def run(args) -> int:
             print(f"{now:%H:%M:%S} {where:<28} in {t['in']:3d} out {t['out']:3d} "
                   f"inside {t['occupancy']:2d} check-ins {t['checkins']:3d} "
                   f"outbox {box.store.outbox_depth():5d}", flush=True)  # fmt: skip
-            if now > route.end + timedelta(minutes=5):
+            if not day_over and now > route.end:
+                day_over = True
                 print("The simulated day is over; the van stays at the depot. Ctrl-C stops.")
-                deadline = time.monotonic() if args.duration is not None else deadline
-                route.legs[-1] = type(route.legs[-1])(
-                    route.legs[-1].start, now + timedelta(days=1), route.legs[-1].a,
-                    route.legs[-1].b, None,
-                )  # fmt: skip
     finally:
         visitors.stop_event.set()
         visitors.join(5)
