@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from firmware.gps import GpsReader, NmeaDecoder  # noqa: E402
 
-CORPUS = (ROOT.parent / "shared" / "nmea-corpus").resolve()
+CORPUS = ROOT / "tests" / "data" / "nmea-corpus"
 
 
 def corpus_lines(n: int) -> list[bytes]:

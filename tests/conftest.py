@@ -20,10 +20,10 @@ import pytest
 from firmware.localnet import free_port, wait_port  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
-# gpsd's receiver recordings: ../shared/nmea-corpus beside the clone (as CI lays it
-# out), or wherever VANBOX_NMEA_CORPUS points.
+# gpsd's receiver recordings with gpsd's own output (byte copies, BSD-2-Clause: see
+# tests/data/nmea-corpus/README.md), or wherever VANBOX_NMEA_CORPUS points.
 CORPUS = Path(
-    os.environ.get("VANBOX_NMEA_CORPUS") or ROOT.parent / "shared" / "nmea-corpus"
+    os.environ.get("VANBOX_NMEA_CORPUS") or ROOT / "tests" / "data" / "nmea-corpus"
 ).resolve()
 SCREENSHOTS = ROOT / "build" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
