@@ -467,7 +467,7 @@ def open_sensor(
             raise SensorError(f"sensor.{key} is missing: set the BCM GPIO number of the input")
     common: dict[str, Any] = dict(
         pull_up=bool(sensor_cfg.get("pull_up", True)),
-        debounce_ms=sensor_cfg.get("debounce_ms", 30),
+        debounce_ms=sensor_cfg.get("debounce_ms", 10),
         blocked_after_s=sensor_cfg.get("blocked_after_s", 60),
         tz=tz,
         clock=clock,

@@ -74,7 +74,7 @@ DEFAULTS: dict[str, Any] = {
         "pin": 17,
         "pin_b": 27,
         "pull_up": True,
-        "debounce_ms": 30,
+        "debounce_ms": 10,
         "max_pass_ms": 2000,
         "blocked_after_s": 60,
     },
