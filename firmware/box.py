@@ -279,8 +279,16 @@ class Box:
                 f"kiosk.port = {port}: cannot listen on {host}:{port} ({e.strerror}); "
                 "is another vanbox running? choose another port"
             ) from None
-        self._web_thread = threading.Thread(target=self.server.run, name="web", daemon=True)
+        self._web_thread = threading.Thread(target=self._serve, name="web", daemon=True)
         self._web_thread.start()
+
+    def _serve(self) -> None:
+        """waitress's loop; closing the server from another thread ends it with EBADF."""
+        try:
+            self.server.run()
+        except Exception:  # noqa: BLE001 - a dead web thread is the watchdog's business
+            if not self._stop.is_set():
+                log.exception("the web server stopped")
 
     @property
     def web_url(self) -> str | None:
