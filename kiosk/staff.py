@@ -22,6 +22,7 @@ URLs (query: ``p`` = day|week|month|year, ``d`` = a date in the period (YYYY-MM-
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from numbers import Real
 from urllib.parse import urlsplit
@@ -182,6 +183,16 @@ CHART_SERIES = {
 def de(text) -> str:
     """The German label for an English label or code of the reports (else unchanged)."""
     return LABELS_DE.get(text, text) if isinstance(text, str) else text
+
+
+def table_de(table):
+    """The table as the exports give it to the funders' offices: German column names and
+    labels, the same figures."""
+    return replace(
+        table,
+        columns=tuple(de(c) for c in table.columns),
+        rows=tuple(tuple(de(v) for v in row) for row in table.rows),
+    )
 
 
 def _de_dates(m: re.Match) -> str:
@@ -485,7 +496,7 @@ def export(name: str, fmt: str):
     p = _period_args()
     van, _ = _van_arg()
     public = request.args.get("public") in ("1", "true", "yes")
-    table = _table(name, p, van, public=public)
+    table = table_de(_table(name, p, van, public=public))
     fname = exports.filename(name, exports.period_slug(p), fmt, van=van, public=public)
     if fmt == "csv":
         return _file(exports.table_csv(table), fmt, fname)

@@ -19,7 +19,7 @@ from openpyxl import load_workbook
 from werkzeug.security import generate_password_hash
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from kiosk import create_app
+from kiosk import create_app, staff
 from kiosk.auth import set_user
 from telemetry import reports
 from telemetry.clock import ScaledClock
@@ -228,7 +228,7 @@ def test_login_reports_exports_and_screenshots(page, server, screenshot_dir):
 
     # Exports: internal CSV and XLSX of the stops, public CSV of the topics.
     page.goto(f"{base}/staff/reports/stops?p=month&d={MONTH}")
-    table = reports.report(conn, "stops", p)
+    table = staff.table_de(reports.report(conn, "stops", p))  # German, as the exports are
     name, data = download(page, page.locator(".exports .internal a", has_text="CSV"))
     assert name == "vanbox-stops-2026-11.csv"
     assert read_csv(data) == [list(table.columns)] + [[as_text(v) for v in r] for r in table.rows]
@@ -238,7 +238,7 @@ def test_login_reports_exports_and_screenshots(page, server, screenshot_dir):
     assert [tuple(r) for r in ws.iter_rows(values_only=True)] == [table.columns, *xlsx_rows(table)]
 
     page.goto(f"{base}/staff/reports/topics?p=month&d={MONTH}")
-    public = reports.report(conn, "topics", p, public=True, min_cell=3)
+    public = staff.table_de(reports.report(conn, "topics", p, public=True, min_cell=3))
     name, data = download(page, page.locator(".exports .public a", has_text="CSV"))
     assert name == "vanbox-topics-2026-11-public.csv"
     assert read_csv(data) == [list(public.columns)] + [[as_text(v) for v in r] for r in public.rows]
