@@ -21,12 +21,20 @@ from telemetry.store import Store
 def add_arguments(parser) -> None:
     parser.add_argument("--config", default="/etc/vanbox/vanbox.toml", help="configuration file")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument(
+        "--url",
+        help="ask a running box at this address instead (e.g. the demo: http://127.0.0.1:8080)",
+    )
 
 
 def ask_box(bind: str, port: int, timeout: float = 2.0) -> dict | None:
     host = "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind
+    return ask_url(f"http://{host}:{port}", timeout)
+
+
+def ask_url(url: str, timeout: float = 2.0) -> dict | None:
     try:
-        with urllib.request.urlopen(f"http://{host}:{port}/status.json", timeout=timeout) as r:
+        with urllib.request.urlopen(url.rstrip("/") + "/status.json", timeout=timeout) as r:
             return json.loads(r.read())
     except (urllib.error.URLError, OSError, ValueError):
         return None
@@ -71,9 +79,30 @@ def collect(cfg) -> dict:
     return out
 
 
+def collect_remote(url: str) -> dict:
+    """What a running box says about itself (no database access needed)."""
+    box = ask_url(url)
+    if box is None:
+        raise VanboxError(f"--url {url}: no vanbox answers there (is it running?)")
+    mq = box.get("mqtt") or {}
+    return {
+        "van": box.get("van"),
+        "last_fix": box.get("last_fix"),
+        "outbox": box.get("outbox"),
+        "outbox_oldest_age_s": mq.get("oldest_age_s"),
+        "today": box.get("today"),
+        "box": box,
+    }
+
+
 def run(args) -> int:
-    cfg = load_config(args.config)
-    s = collect(cfg)
+    if args.url:
+        s = collect_remote(args.url)
+        port = args.url
+    else:
+        cfg = load_config(args.config)
+        s = collect(cfg)
+        port = cfg.kiosk["port"]
     if args.json:
         print(json.dumps(s, indent=2))
         return 0 if s["box"] else 1
@@ -88,7 +117,7 @@ def run(args) -> int:
     print(f"outbox:     {s['outbox']} waiting" + (f", oldest {age_text(oldest)}" if oldest else ""))
     box = s["box"]
     if box is None:
-        print(f"box:        not answering on port {cfg.kiosk['port']} (is vanbox.service running?"
+        print(f"box:        not answering on port {port} (is vanbox.service running?"
               " see: journalctl -u vanbox)")  # fmt: skip
     else:
         mq = box.get("mqtt")

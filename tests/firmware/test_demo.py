@@ -58,6 +58,13 @@ def test_demo_publishes_to_a_broker_and_serves_its_pages(broker):
             time.sleep(0.2)
         assert "vanbox/jungregio-demo/status" in got
         assert "vanbox/jungregio-demo/location" in got
+        st = subprocess.run(
+            [sys.executable, "-m", "firmware", "status", "--url", f"http://127.0.0.1:{port}"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert st.returncode == 0, st.stdout + st.stderr
+        assert "van:        jungregio-demo" in st.stdout
+        assert f"broker:     127.0.0.1:{broker.port} connected" in st.stdout
         for path in ("/", "/map", "/status", "/healthz", "/staff/login"):
             with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
                 assert r.status == 200, path
