@@ -102,12 +102,15 @@
     } else {
       document.body.classList.add("no-tiles");
     }
+    // On a phone, many stop names would run into each other: then a name shows when its
+    // point is tapped (the list below names every stop anyway).
+    var permanent = data.stops.length <= 4 || map.getSize().x >= 600;
     data.stops.forEach(function (s) {
       var m = L.circleMarker([s.lat, s.lon], {
         radius: 6, color: "#4a4a4a", weight: 2, fillColor: "#ffffff", fillOpacity: 1,
       }).addTo(map);
-      m.bindTooltip(esc(s.name), { permanent: true, direction: "right", className: "stop-label",
-        offset: [8, 0] });
+      m.bindTooltip(esc(s.name), { permanent: permanent, direction: "right",
+        className: "stop-label", offset: [8, 0] });
       state.stops.push(m);
     });
     updateMap();
