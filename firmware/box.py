@@ -270,6 +270,7 @@ class Box:
         self.app = create_app(config=self.cfg, store=self.store, mode="box")
         self.app.extensions["vanbox_live"] = self.live
         self.app.extensions["vanbox_clock"] = self.clock
+        self.app.extensions["vanbox_record"] = self.record  # check-ins survive a full disk
         host, port = self.cfg.kiosk["bind"], self.cfg.kiosk["port"]
         try:
             self.server = create_server(self.app, host=host, port=port, threads=6,

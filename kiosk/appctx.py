@@ -27,3 +27,13 @@ def now():
 
     clock = current_app.extensions.get("vanbox_clock")
     return clock.now() if clock is not None else utcnow()
+
+
+def record(event) -> None:
+    """Record an event: through the box (which keeps it in memory and retries when the
+    disk is full) when the app runs in the box, else straight into the store."""
+    recorder = current_app.extensions.get("vanbox_record")
+    if recorder is not None:
+        recorder(event)
+    else:
+        store().record(event)

@@ -285,7 +285,7 @@ def step_post(lang: str):
         heard_from=a.get("heard_from"),
         language=lang,
     )
-    guard().admit(flow, lambda: appctx.store().record(event))
+    guard().admit(flow, lambda: appctx.record(event))
     return redirect(url_for("checkin.thanks", lang=lang), code=303)
 
 

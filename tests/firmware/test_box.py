@@ -160,3 +160,47 @@ def test_watchdog_checks_see_progress_not_just_threads(tmp_path):
     finally:
         box.stop()
         feeder.stop()
+
+
+def test_a_checkin_on_a_full_disk_waits_in_memory_and_is_stored_later(tmp_path):
+    import random
+
+    from firmware.soak import Kiosk
+    from tests.conftest import free_port
+
+    port = free_port()
+    cfg = default_config(
+        {
+            "database": {"path": str(tmp_path / "box.db")},
+            "kiosk": {"port": port},
+            "staff": {"passwd_file": str(tmp_path / "staff.passwd")},
+            "sensor": {"kind": "none"},
+        }
+    )
+    box = Box(cfg, pin_factory=MockFactory(), gps_url=str(tmp_path / "no-gps"), mqtt=False)
+    box.start()
+    try:
+        import sqlite3
+
+        from telemetry.events import Footfall, utcnow
+
+        conn = box.store._conn
+        with box.store._lock:
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            conn.execute(f"PRAGMA max_page_count = {pages}")  # a quota: the disk is full
+        with pytest.raises(sqlite3.OperationalError, match="full"):
+            for _ in range(10_000):  # fill what room the pages still have
+                box.store.record(Footfall(time=utcnow(), kind="pass"))
+        before = box.store.count("checkins")
+        kiosk = Kiosk(port, random.Random(1))
+        assert kiosk.checkin(), "the visitor should see the thank-you screen"
+        assert box.store.count("checkins") == before == 0 and box.retry_depth == 1
+        with box.store._lock:
+            conn.execute("PRAGMA max_page_count = 1073741823")  # space again
+        deadline = time.monotonic() + 10
+        while box.store.count("checkins") == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert box.store.count("checkins") == 1 and box.retry_depth == 0
+        assert "checkin" in {r.kind for r in box.store.pending(limit=100_000)}  # to be sent
+    finally:
+        box.stop()
