@@ -43,7 +43,7 @@ from pathlib import Path
 from telemetry.config import default_config
 from telemetry.errors import VanboxError
 
-from .localnet import free_port, wait_port
+from .localnet import free_port, terminate, wait_port
 from .simulator import DEPOT, NmeaFeeder, demo_day, demo_tour
 from .visitors import SimClock
 
@@ -147,10 +147,8 @@ class Broker:
             raise VanboxError("the soak test's mosquitto did not start") from None
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(15)
-            self.proc = None
+        terminate(self.proc, 15)
+        self.proc = None
 
 
 class Kiosk:

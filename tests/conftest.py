@@ -9,7 +9,6 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
-import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware.localnet import free_port, wait_port  # noqa: F401
+from firmware.localnet import free_port, terminate, wait_port  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 # gpsd's receiver recordings with gpsd's own output (byte copies, BSD-2-Clause: see
@@ -80,13 +79,7 @@ class Broker:
             raise RuntimeError((self.dir / "mosquitto.log").read_text()[-2000:]) from None
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.proc = None
 
     @property
