@@ -242,8 +242,8 @@ def bench_ingest(args) -> None:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
+    from hub.ingest import Hub
     from telemetry import topics
-    from telemetry.hub import Hub
     from telemetry.store import Store
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))

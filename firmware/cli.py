@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("firmware.box", "run the box with the configured GPS port and GPIO pins"),
     "status": ("firmware.status", "print last fix, outbox depth, broker and today's counts"),
     "nmea": ("firmware.nmea_dump", "read NMEA from a file or port, print one JSON line per fix"),
-    "hub": ("firmware.hub_server", "run the hub: subscribe to all vans, serve map and reports"),
+    "hub": ("hub.server", "run the hub: subscribe to all vans, serve map and reports"),
     "passwd": ("firmware.passwd", "add or change a staff login"),
     "prune": ("firmware.prune", "delete raw events older than the retention period"),
     "doctor": ("firmware.doctor", "check the installation and say how to fix what is wrong"),

@@ -3,7 +3,7 @@
 The harness runs, on this machine only:
 
 - a private mosquitto (persistence on, so the hub's queued session survives restarts);
-- the real hub (``telemetry.hub.Hub``) with its own SQLite file, and its public web app;
+- the real hub (``hub.ingest.Hub``) with its own SQLite file, and its public web app;
 - the box as a child process (``firmware.soak_box``): the real Box on simulated GPS
   (a pty this harness writes) and mock GPIO pins with visitors walking through them;
 - check-ins posted to the box's real kiosk over HTTP, as a touchscreen would.
@@ -338,7 +338,7 @@ class Soak:
     # --- main loop --------------------------------------------------------------------
 
     def run(self) -> dict:
-        from telemetry.hub import Hub
+        from hub.ingest import Hub
         from telemetry.store import Store
 
         self._cfg = default_config(self.overrides())

@@ -9,6 +9,12 @@ Topics (``<prefix>`` is ``mqtt.topic_prefix``, default ``vanbox``)::
     <prefix>/<van>/checkin   one anonymous check-in, time rounded to the hour
     <prefix>/<van>/stop      a stop visit (sent on arrival and again on leaving, same id)
 
+Control topics (not events; their payloads are checked where they are handled)::
+
+    <prefix>/<van>/tally     box -> hub, retained: the box's per-day totals per kind
+    <prefix>/<van>/ack       hub -> box, retained: what the hub holds, what it misses
+    <prefix>/<van>/plan      hub -> box, retained: the van's current tour plan
+
 Payloads are compact UTF-8 JSON. Every event payload carries the event's ``id``
 (UUIDv7), so a receiver stores each event once however often it is delivered.
 ``encode_*`` builds payload dicts from events; ``decode`` turns a received message back
@@ -34,7 +40,9 @@ from .events import (
     to_epoch,
 )
 
-KINDS = ("status", "location", "track", "footfall", "checkin", "stop")
+EVENT_KINDS = ("status", "location", "track", "footfall", "checkin", "stop")
+CONTROL_KINDS = ("tally", "ack", "plan")
+KINDS = EVENT_KINDS + CONTROL_KINDS
 ONLINE, OFFLINE = "online", "offline"
 # Rough 1-sigma horizontal error per unit of HDOP (user equivalent range error), metres.
 UERE_M = 5.0
@@ -135,6 +143,7 @@ class Message:
     kind: str
     events: tuple[Event, ...] = ()
     status: str | None = None
+    control: dict[str, Any] | None = None  # the JSON object of a control topic
 
 
 def parse_topic(t: str, prefix: str) -> tuple[str, str]:
@@ -207,6 +216,8 @@ def decode(t: str, payload: bytes | str, prefix: str = "vanbox") -> Message:
         raise PayloadError(f"{t}: payload is not JSON") from None
     if not isinstance(d, dict):
         raise PayloadError(f"{t}: payload must be a JSON object")
+    if kind in CONTROL_KINDS:
+        return Message(van, kind, control=d)
     if kind == "location":
         return Message(van, kind, (_position(d, van, t),))
     if kind == "track":

@@ -13,10 +13,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from hub.ingest import Hub
 from telemetry import topics
 from telemetry.events import Footfall, Position
 from telemetry.homeassistant import HomeAssistantDiscovery, discovery_messages
-from telemetry.hub import Hub
 from telemetry.store import Store
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

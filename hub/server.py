@@ -42,9 +42,9 @@ def _config(path: str | None) -> Config:
 def run(args: argparse.Namespace) -> int:
     import waitress
 
+    from hub.ingest import Hub
     from kiosk import create_app
     from telemetry.homeassistant import HomeAssistantDiscovery
-    from telemetry.hub import Hub
     from telemetry.privacy import known_vans
     from telemetry.store import Store
 

@@ -13,10 +13,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from hub.ingest import Hub
 from telemetry import topics
 from telemetry.errors import StoreError
 from telemetry.events import CheckIn, Footfall, Position, StopVisit
-from telemetry.hub import Hub
 from telemetry.publisher import Publisher
 from telemetry.store import Store
 

@@ -36,10 +36,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from . import topics
-from .errors import ConfigError, PayloadError, VanboxError
-from .events import to_epoch
-from .store import Store
+from telemetry import topics
+from telemetry.errors import ConfigError, PayloadError, VanboxError
+from telemetry.events import to_epoch
+from telemetry.store import Store
 
 log = logging.getLogger("vanbox.hub")
 
@@ -88,6 +88,7 @@ class _Item:
 @dataclass
 class _Batch:
     events: list = field(default_factory=list)
+    control: list = field(default_factory=list)  # (van, kind, data) of control topics
     vans: dict[str, _Seen] = field(default_factory=dict)
     malformed: int = 0
     ha_online: bool = False
@@ -147,6 +148,7 @@ class Hub:
         prefix: str = "vanbox",
         max_batch: int = 2000,
         on_batch: Callable[[set[str]], None] | None = None,
+        on_control: Callable[[Hub, list[tuple[str, str, dict]]], None] | None = None,
         homeassistant: Any = None,
     ) -> None:
         if not client_id:
@@ -157,6 +159,7 @@ class Hub:
         self.prefix = prefix
         self.max_batch = max_batch
         self.on_batch = on_batch
+        self.on_control = on_control
         self.homeassistant = homeassistant
         self.stats = HubStats()
         self._q: queue.Queue[_Item] = queue.Queue()
@@ -272,6 +275,14 @@ class Hub:
             _Item(msg.topic, msg.payload, msg.mid, msg.qos, msg.retain, time.time(), self._gen)
         )
 
+    def publish(self, topic: str, payload: str, *, retain: bool = False) -> bool:
+        """Publish (QoS 1) on the hub's connection: acknowledgements and plans to a van.
+        False when the hub is not connected (the caller tries again later)."""
+        client = self._client
+        if client is None or not self._connected.is_set():
+            return False
+        return client.publish(topic, payload, qos=1, retain=retain).rc == mqtt.MQTT_ERR_SUCCESS
+
     # --- worker thread --------------------------------------------------------------
 
     def _work(self) -> None:
@@ -311,6 +322,8 @@ class Hub:
                 seen.status = msg.status
                 if not it.retain:
                     seen.last_seen = max(seen.last_seen or 0.0, it.arrived)
+            if msg.control is not None:
+                b.control.append((msg.van, msg.kind, msg.control))
             for ev in msg.events:
                 # A van's clock may run ahead; "last seen" is never in the future.
                 t = min(to_epoch(ev.time), it.arrived)
@@ -385,6 +398,11 @@ class Hub:
                 # packet ids are not sent on the new one.
                 if it.qos > 0 and it.generation == self._gen:
                     client.ack(it.mid, it.qos)
+        if b.control and self.on_control is not None:
+            try:
+                self.on_control(self, b.control)
+            except Exception:  # noqa: BLE001 - a handler must not stop the ingest
+                log.exception("control handler failed")
         vans = set(b.vans)
         if self.homeassistant is not None and client is not None:
             if b.ha_online:

@@ -1,0 +1,1 @@
+-- 0006_fleet_plans: reserved in this release; filled in by its feature (a comment alone changes nothing).

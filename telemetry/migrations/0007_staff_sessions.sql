@@ -1,0 +1,1 @@
+-- 0007_staff_sessions: reserved in this release; filled in by its feature (a comment alone changes nothing).

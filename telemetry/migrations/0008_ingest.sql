@@ -1,0 +1,1 @@
+-- 0008_ingest: reserved in this release; filled in by its feature (a comment alone changes nothing).
