@@ -1,0 +1,1 @@
+-- 0010_vans: reserved in this release; filled in by its feature (a comment alone changes nothing).
