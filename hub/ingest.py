@@ -5,16 +5,34 @@
 subscription to ``<prefix>/+/#``. While the hub is down the broker queues every QoS 1
 message for it; after a restart they arrive, so nothing published in between is lost.
 
-Messages are decoded with :func:`telemetry.topics.decode` and upserted by event id with
+Messages are decoded with :func:`telemetry.topics.decode` (the boundary: every payload is
+checked there once, with bounds) and upserted by event id with
 :meth:`Store.ingest_many`: redeliveries and duplicates change nothing, and arrival order
 does not matter. Acknowledgements are manual: a message's PUBACK goes out only *after*
-the batch it belongs to is committed, so a hub that dies mid-batch gets the message
+it is stored or kept as a dead letter, so a hub that dies mid-batch gets the message
 again instead of losing it (at-least-once delivery plus the event id = exactly-once
 effect).
 
-Each van's status (``online``/``offline`` from its retained status topic, when that
-changed, the newest event time as "last seen", message and malformed counts) is kept in
-the ``van_status`` table. Malformed payloads are logged and counted, never fatal.
+One message can never stop the ingest:
+
+- a message that does not decode (malformed, out of bounds, or any exception while
+  decoding it) becomes a dead letter (:mod:`telemetry.deadletter`, source ``mqtt``, with
+  topic, van and reason), is logged once, counted, and acknowledged;
+- a batch that fails to store with a non-transient error (a value no column takes) is
+  split: message by message, then event by event, so only the offending events become
+  dead letters and the rest is stored;
+- only operational errors (disk full, database locked, I/O: ``sqlite3.OperationalError``,
+  ``OSError``, :class:`StoreError`) are retried, with backoff, and not acknowledged
+  meanwhile;
+- the worker thread catches everything else around a batch (log line, the batch's
+  messages kept as dead letters) and goes on. :meth:`Hub.health` says when it is not
+  working: thread dead, a batch retrying for over a minute, or dead letters piling up.
+
+Each van's status (``online``/``offline`` from its retained status topic and, for a
+bridged van, its bridge's notification topic; when that changed, the newest event time
+as "last seen", message and malformed counts) is kept in the ``van_status`` table. The
+hub hears its own ``ack`` and ``plan`` messages back through its subscription and ignores
+them.
 
 Threads: paho's network thread only queues messages; one worker thread decodes, writes
 in batches (as many as have arrived, up to ``max_batch``) and acknowledges.
@@ -24,12 +42,11 @@ from __future__ import annotations
 
 import logging
 import queue
-import sqlite3
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,74 +58,27 @@ from telemetry.errors import ConfigError, PayloadError, VanboxError
 from telemetry.events import to_epoch
 from telemetry.store import Store
 
+from .ingest_batch import (
+    DEAD_MAX,
+    DEAD_WINDOW_S,
+    RETRY_UNHEALTHY_S,
+    Batch,
+    Dead,
+    Decoded,
+    HubStats,
+    Item,
+    Seen,
+    is_transient,
+    keep_all,
+    write,
+)
+
 log = logging.getLogger("vanbox.hub")
 
 HA_STATUS_TOPIC = "homeassistant/status"
+OWN_KINDS = ("ack", "plan")  # the hub publishes these; it hears them back and ignores them
 
-
-@dataclass
-class HubStats:
-    """What the hub has done since it started (read them from any thread)."""
-
-    received: int = 0
-    stored: int = 0  # rows new or changed by ingest
-    events: int = 0  # events decoded (stored + duplicates)
-    malformed: int = 0
-    batches: int = 0
-    store_errors: int = 0
-    connects: int = 0
-    last_malformed: str = ""
-
-    @property
-    def duplicates(self) -> int:
-        return self.events - self.stored
-
-
-@dataclass
-class _Seen:
-    """What one batch says about one van."""
-
-    status: str | None = None
-    last_seen: float | None = None
-    messages: int = 0
-    malformed: int = 0
-
-
-@dataclass(frozen=True)
-class _Item:
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-    retain: bool
-    arrived: float
-    generation: int
-
-
-@dataclass
-class _Batch:
-    events: list = field(default_factory=list)
-    control: list = field(default_factory=list)  # (van, kind, data) of control topics
-    vans: dict[str, _Seen] = field(default_factory=dict)
-    malformed: int = 0
-    ha_online: bool = False
-
-
-_STATUS_SQL = """
-INSERT INTO van_status (van, status, status_since, last_seen, messages, malformed)
-VALUES (:van, coalesce(:status, 'unknown'), :since, :seen, :messages, :malformed)
-ON CONFLICT(van) DO UPDATE SET
-    status_since = CASE
-        WHEN :status IS NOT NULL AND :status IS NOT van_status.status THEN :since
-        ELSE van_status.status_since END,
-    status = coalesce(:status, van_status.status),
-    last_seen = CASE
-        WHEN :seen IS NULL THEN van_status.last_seen
-        WHEN van_status.last_seen IS NULL THEN :seen
-        ELSE max(van_status.last_seen, :seen) END,
-    messages = van_status.messages + :messages,
-    malformed = van_status.malformed + :malformed
-"""
+__all__ = ["Hub", "HubStats", "Item", "client_tls", "is_transient"]
 
 
 def client_tls(client: mqtt.Client, mqtt_cfg: dict[str, Any]) -> None:
@@ -136,7 +106,8 @@ class Hub:
     ``mqtt_cfg`` is the config's ``mqtt`` section (host, port, tls, ca_file, username,
     password_file, keepalive). ``on_batch`` (optional) is called from the worker thread
     after each committed batch with the set of vans it touched (the Home Assistant
-    discovery and the tests use it).
+    discovery and the tests use it). ``on_control`` gets the batch's control messages
+    (``tally`` from the boxes) as ``(van, kind, data)`` after they are acknowledged.
     """
 
     def __init__(
@@ -162,12 +133,20 @@ class Hub:
         self.on_control = on_control
         self.homeassistant = homeassistant
         self.stats = HubStats()
-        self._q: queue.Queue[_Item] = queue.Queue()
+        self._q: queue.Queue[Item] = queue.Queue()
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._gen = 0
         self._worker: threading.Thread | None = None
         self._client: mqtt.Client | None = None
+        self._retry_since: float | None = None  # monotonic start of a retrying batch
+        self._last_error = ""
+        self._unkept = 0  # messages neither stored nor kept as dead letters
+        self._dead_times: deque[tuple[float, int]] = deque()
+        self._health_lock = threading.Lock()
+        self.retry_unhealthy_s = RETRY_UNHEALTHY_S
+        self.dead_window_s = DEAD_WINDOW_S
+        self.dead_max = DEAD_MAX
         self._check_schema()
 
     # --- lifecycle ------------------------------------------------------------------
@@ -194,6 +173,7 @@ class Hub:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
         return c
 
     def start(self) -> None:
@@ -213,6 +193,7 @@ class Hub:
         self._client.loop_start()
 
     def wait_connected(self, timeout: float = 10.0) -> bool:
+        """Wait until the hub is connected and subscribed (its SUBACK has come)."""
         return self._connected.wait(timeout)
 
     @property
@@ -243,6 +224,48 @@ class Hub:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    # --- health ---------------------------------------------------------------------
+
+    def health(self, now: float | None = None) -> tuple[bool, str]:
+        """``(True, "...")`` while the ingest really works; ``(False, reason)`` when its
+        thread is dead, a batch has been retrying for longer than a minute, messages
+        could be neither stored nor kept, or dead letters pile up (more than
+        ``dead_max`` in ``dead_window_s``). ``now`` is ``time.monotonic()`` by default."""
+        now = time.monotonic() if now is None else now
+        worker = self._worker
+        if worker is None:
+            return False, "hub ingest is not running"
+        if not worker.is_alive():
+            return False, "hub ingest thread has died"
+        since = self._retry_since
+        if since is not None and now - since > self.retry_unhealthy_s:
+            return False, (
+                f"hub cannot store a batch for {now - since:.0f} s ({self._last_error[:200]})"
+            )
+        if self._unkept:
+            return False, f"{self._unkept} messages could be neither stored nor kept aside"
+        recent = self.dead_letters_since(now - self.dead_window_s)
+        if recent > self.dead_max:
+            return False, (
+                f"{recent} dead letters in the last {self.dead_window_s / 60:.0f} minutes"
+                f" (last: {self.stats.last_dead[-1][:200] if self.stats.last_dead else '?'})"
+            )
+        return True, f"hub ingest ok ({self.stats.events} events, {recent} recent dead letters)"
+
+    def dead_letters_since(self, t: float) -> int:
+        """How many dead letters this hub kept since monotonic time ``t``."""
+        with self._health_lock:
+            return sum(n for at, n in self._dead_times if at >= t)
+
+    def _note_dead(self, n: int, reasons: list[str]) -> None:
+        now = time.monotonic()
+        with self._health_lock:
+            self._dead_times.append((now, n))
+            while self._dead_times and self._dead_times[0][0] < now - 2 * DEAD_WINDOW_S:
+                self._dead_times.popleft()
+        self.stats.last_dead.extend(r[:300] for r in reasons)
+        self.stats.dead_letters += n  # last: a reader that sees the count sees the rest
+
     # --- paho callbacks (network thread) --------------------------------------------
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -261,9 +284,15 @@ class Hub:
             "resumed" if flags.session_present else "new",
             ", ".join(t for t, _ in subs),
         )
-        self._connected.set()
+        # Connected means subscribed: see _on_subscribe.
         if self.homeassistant is not None:
             self.homeassistant.announce_all(client)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        refused = [str(rc) for rc in reason_codes if rc.is_failure]
+        if refused:
+            log.error("broker refused the hub's subscription: %s", ", ".join(refused))
+        self._connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()
@@ -271,9 +300,11 @@ class Hub:
             log.warning("hub lost the broker (%s); reconnecting", reason_code)
 
     def _on_message(self, client, userdata, msg) -> None:
-        self._q.put(
-            _Item(msg.topic, msg.payload, msg.mid, msg.qos, msg.retain, time.time(), self._gen)
-        )
+        try:
+            t = msg.topic
+        except UnicodeDecodeError:  # a broker should refuse it; the worker dead-letters it
+            t = bytes(msg._topic).decode("utf-8", "backslashreplace")
+        self._q.put(Item(t, msg.payload, msg.mid, msg.qos, msg.retain, time.time(), self._gen))
 
     def publish(self, topic: str, payload: str, *, retain: bool = False) -> bool:
         """Publish (QoS 1) on the hub's connection: acknowledgements and plans to a van.
@@ -299,105 +330,141 @@ class Hub:
                     items.append(self._q.get_nowait())
                 except queue.Empty:
                     break
-            self._handle(items)
+            try:
+                self._handle(items)
+            except Exception:  # noqa: BLE001 - the last net: the thread must never die
+                log.exception("hub: unexpected error around a batch of %d messages", len(items))
 
-    def _decode(self, items: list[_Item]) -> _Batch:
-        b = _Batch()
+    def _handle(self, items: list[Item]) -> None:
+        """Decode, store (or keep as dead letters), acknowledge, then tell the listeners."""
+        try:
+            b = self._decode(items)
+            if not self._store(b):
+                return  # stopping while a write is retried: not acknowledged
+        except Exception as e:  # noqa: BLE001 - a bug or a surprise: keep the batch aside
+            log.exception("hub: a batch of %d messages failed; kept as dead letters", len(items))
+            if not self._keep_all(items, f"hub error: {type(e).__name__}: {e}"):
+                return
+            b = None
+        self._ack(items)
+        if b is not None:
+            self._after(b)
+
+    def _decode(self, items: list[Item]) -> Batch:
+        b = Batch()
+        now = time.time()
         for it in items:
             self.stats.received += 1
             if it.topic == HA_STATUS_TOPIC:
                 b.ha_online = b.ha_online or it.payload == b"online"
                 continue
             van = self._van_of(it.topic)
-            seen = b.vans.setdefault(van, _Seen()) if van else None
+            if van and it.topic.rsplit("/", 1)[-1] in OWN_KINDS:
+                self.stats.ignored += 1
+                continue
+            d = Decoded(it, van)
+            b.msgs.append(d)
+            seen = b.vans.setdefault(van, Seen()) if van else None
             if seen is not None:
                 seen.messages += 1
             try:
-                msg = topics.decode(it.topic, it.payload, self.prefix)
-            except PayloadError as e:
-                self._malformed(seen, e, b)
+                msg = topics.decode(it.topic, it.payload, self.prefix, now=now)
+            except Exception as e:  # noqa: BLE001 - whatever it is, it is this message's
+                reason = str(e) if isinstance(e, PayloadError) else f"{type(e).__name__}: {e}"
+                d.dead.append(Dead(reason, it.payload))
+                b.malformed += 1
+                self.stats.malformed += 1
+                self.stats.last_malformed = reason[:300]
+                if seen is not None:
+                    seen.malformed += 1
                 continue
             assert seen is not None  # decode() accepted the topic, so it names a van
-            if msg.status is not None:
+            if msg.kind == topics.BRIDGE_KIND:
+                seen.bridge = msg.status
+                b.bridged.add(van)
+            elif msg.status is not None:
                 seen.status = msg.status
-                if not it.retain:
-                    seen.last_seen = max(seen.last_seen or 0.0, it.arrived)
+            if msg.status is not None and not it.retain:
+                seen.last_seen = max(seen.last_seen or 0.0, it.arrived)
             if msg.control is not None:
                 b.control.append((msg.van, msg.kind, msg.control))
+            for r in msg.rejected:
+                d.dead.append(Dead(r.reason, r.payload))
+                seen.malformed += 1
             for ev in msg.events:
                 # A van's clock may run ahead; "last seen" is never in the future.
                 t = min(to_epoch(ev.time), it.arrived)
                 seen.last_seen = max(seen.last_seen or 0.0, t)
-            b.events.extend(msg.events)
+            d.events.extend(msg.events)
         return b
 
     def _van_of(self, topic: str) -> str:
-        """The van a topic belongs to ("" if it is not ``<prefix>/<van>/<anything>``)."""
+        """The van a topic belongs to ("" if it is not ``<prefix>/<van>/<anything>`` with
+        a valid van id)."""
         pre = self.prefix.split("/")
         parts = topic.split("/")
         ok = len(parts) == len(pre) + 2 and parts[: len(pre)] == pre
-        return parts[-2] if ok else ""
+        return parts[-2] if ok and topics.VAN_RE.match(parts[-2]) else ""
 
-    def _malformed(self, seen: _Seen | None, e: PayloadError, b: _Batch) -> None:
-        self.stats.malformed += 1
-        self.stats.last_malformed = str(e)
-        b.malformed += 1
-        if seen is not None:
-            seen.malformed += 1
-        log.warning("malformed message ignored: %s", e)
-
-    def _write(self, b: _Batch) -> int:
-        stored = self.store.ingest_many(b.events) if b.events else 0
-        now = time.time()
-        with self.store.transaction() as conn:
-            for van, s in b.vans.items():
-                conn.execute(
-                    _STATUS_SQL,
-                    {
-                        "van": van,
-                        "status": s.status,
-                        "since": now,
-                        "seen": s.last_seen,
-                        "messages": s.messages,
-                        "malformed": s.malformed,
-                    },
-                )
-            for key, n in (("hub_events", len(b.events)), ("hub_malformed", b.malformed)):
-                if n:
-                    conn.execute(
-                        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key)"
-                        " DO UPDATE SET value = value + excluded.value",
-                        (key, n),
-                    )
-        return stored
-
-    def _handle(self, items: list[_Item]) -> None:
-        b = self._decode(items)
+    def _store(self, b: Batch) -> bool:
+        """Write the batch, retrying transient errors with backoff. False if the hub was
+        stopped meanwhile (then nothing is acknowledged)."""
         delay = 0.5
         while True:
             try:
                 stored = self._write(b)
                 break
-            except (VanboxError, sqlite3.Error) as e:
+            except Exception as e:
+                if not is_transient(e):
+                    raise
                 # Not acknowledged: the broker keeps the messages for the next attempt.
+                self._last_error = f"{type(e).__name__}: {e}"
+                if self._retry_since is None:
+                    self._retry_since = time.monotonic()
                 self.stats.store_errors += 1
                 log.error(
-                    "cannot store %d events (%s); retrying in %.0f s", len(b.events), e, delay
+                    "cannot store %d events (%s); retrying in %.1f s", len(b.events), e, delay
                 )
                 if self._stop.wait(delay):
-                    return
+                    self._retry_since = None
+                    return False
                 delay = min(delay * 2, 30.0)
+        self._retry_since = None
         self.stats.batches += 1
         self.stats.events += len(b.events)
         self.stats.stored += stored
+        dead = [(d, x) for d in b.msgs for x in d.dead if id(x) not in b.repeated]
+        for d, x in dead:
+            log.warning("dead letter (mqtt, %s): %s", d.item.topic[:200], x.reason[:300])
+        if dead:
+            self._note_dead(len(dead), [x.reason for _, x in dead])
+        return True
+
+    def _write(self, b: Batch) -> int:
+        return write(self.store, b)
+
+    def _keep_all(self, items: list[Item], reason: str) -> bool:
+        """The last resort: every message of a failed batch as a dead letter. False (and
+        not acknowledged) if even that cannot be written."""
+        if not keep_all(self.store, items, reason, self._van_of):
+            self._unkept += len(items)
+            return False
+        self._note_dead(len(items), [reason] * len(items))
+        return True
+
+    def _ack(self, items: list[Item]) -> None:
         client = self._client
-        if client is not None:
-            for it in items:
-                # After a reconnect the broker sends unacknowledged messages again (and
-                # they are stored again, changing nothing); acks of the old connection's
-                # packet ids are not sent on the new one.
-                if it.qos > 0 and it.generation == self._gen:
-                    client.ack(it.mid, it.qos)
+        if client is None:
+            return
+        for it in items:
+            # After a reconnect the broker sends unacknowledged messages again (and they
+            # are stored again, changing nothing); acks of the old connection's packet
+            # ids are not sent on the new one.
+            if it.qos > 0 and it.generation == self._gen:
+                client.ack(it.mid, it.qos)
+
+    def _after(self, b: Batch) -> None:
+        client = self._client
         if b.control and self.on_control is not None:
             try:
                 self.on_control(self, b.control)
@@ -405,9 +472,14 @@ class Hub:
                 log.exception("control handler failed")
         vans = set(b.vans)
         if self.homeassistant is not None and client is not None:
-            if b.ha_online:
-                self.homeassistant.announce_all(client)
-            self.homeassistant.announce_new(client, vans)
+            try:
+                for van in b.bridged:
+                    self.homeassistant.set_bridged(client, van)
+                if b.ha_online:
+                    self.homeassistant.announce_all(client)
+                self.homeassistant.announce_new(client, vans)
+            except Exception:  # noqa: BLE001 - discovery must not stop the ingest
+                log.exception("Home Assistant discovery failed")
         if self.on_batch is not None:
             try:
                 self.on_batch(vans)

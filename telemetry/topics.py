@@ -8,8 +8,12 @@ Topics (``<prefix>`` is ``mqtt.topic_prefix``, default ``vanbox``)::
     <prefix>/<van>/footfall  one count or sensor event, with today's totals
     <prefix>/<van>/checkin   one anonymous check-in, time rounded to the hour
     <prefix>/<van>/stop      a stop visit (sent on arrival and again on leaving, same id)
+    <prefix>/<van>/bridge    1 | 0  retained: the van's mosquitto bridge is connected or not
+                             (its notification topic; the central broker publishes the
+                             bridge's last will "0" when the link or the van's power dies)
 
-Control topics (not events; their payloads are checked where they are handled)::
+Control topics (not events: ``decode`` bounds their size and nesting and wants a JSON
+object; their fields are checked where they are handled)::
 
     <prefix>/<van>/tally     box -> hub, retained: the box's per-day totals per kind
     <prefix>/<van>/ack       hub -> box, retained: what the hub holds, what it misses
@@ -19,15 +23,26 @@ Payloads are compact UTF-8 JSON. Every event payload carries the event's ``id``
 (UUIDv7), so a receiver stores each event once however often it is delivered.
 ``encode_*`` builds payload dicts from events; ``decode`` turns a received message back
 into events (used by the hub); both live here so they cannot drift apart.
+
+``decode`` is the hub's boundary: every payload is checked here once, with bounds (size,
+JSON nesting depth, strict UTF-8 without lone surrogates, canonical UUID ids, times in
+[2000-01-01, now + 24 h], coordinates, counts and codes in range, category codes only
+from :mod:`telemetry.categories`). Whatever passes can be stored; whatever does not
+raises :class:`PayloadError` with the reason, and the hub keeps it as a dead letter. A
+track batch is checked point by point: a bad point is returned in ``Message.rejected``
+and the good ones are kept.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from . import categories
 from .errors import PayloadError
 from .events import (
     FOOTFALL_KINDS,
@@ -42,8 +57,11 @@ from .events import (
 
 EVENT_KINDS = ("status", "location", "track", "footfall", "checkin", "stop")
 CONTROL_KINDS = ("tally", "ack", "plan")
-KINDS = EVENT_KINDS + CONTROL_KINDS
+# The van's bridge state (mosquitto's notification topic): not an event, a status.
+BRIDGE_KIND = "bridge"
+KINDS = EVENT_KINDS + CONTROL_KINDS + (BRIDGE_KIND,)
 ONLINE, OFFLINE = "online", "offline"
+BRIDGE_STATES = {"1": ONLINE, "0": OFFLINE}
 # Rough 1-sigma horizontal error per unit of HDOP (user equivalent range error), metres.
 UERE_M = 5.0
 
@@ -132,7 +150,32 @@ def stop_payload(e: StopVisit) -> dict[str, Any]:
     }
 
 
-# --- decoding ------------------------------------------------------------------------
+# --- decoding: the hub's boundary ----------------------------------------------------
+
+# Bounds. A track batch of 50 points is about 6 kB; 500 points fit in 128 kB.
+MAX_PAYLOAD = 8 * 1024  # one event or a status
+MAX_TRACK_PAYLOAD = 128 * 1024
+MAX_CONTROL_PAYLOAD = 256 * 1024  # the broker's max_packet_size
+MAX_DEPTH = 6  # events: {"points": [{...}]} is 3 deep
+MAX_CONTROL_DEPTH = 32
+MAX_TRACK_POINTS = 500
+MAX_TEXT = 120  # a stop's name or municipality
+MAX_STRING = 200  # any other string in an event payload (ignored fields included)
+TIME_MIN = 946_684_800.0  # 2000-01-01T00:00:00Z
+FUTURE_S = 24 * 3600.0  # a van's clock may run ahead, but not by more than a day
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+VAN_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}\Z")  # as van.id in the config
+_STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_BRACKET_RE = re.compile(r"[\[\]{}]")
+_CONTROL_CHAR_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A part of a message refused at the boundary (a bad point of a track batch)."""
+
+    reason: str
+    payload: str
 
 
 @dataclass(frozen=True)
@@ -144,17 +187,80 @@ class Message:
     events: tuple[Event, ...] = ()
     status: str | None = None
     control: dict[str, Any] | None = None  # the JSON object of a control topic
+    rejected: tuple[Rejected, ...] = ()  # parts refused (track points), for dead letters
 
 
 def parse_topic(t: str, prefix: str) -> tuple[str, str]:
     parts = t.split("/")
     pre = prefix.split("/")
     if len(parts) != len(pre) + 2 or parts[: len(pre)] != pre:
-        raise PayloadError(f"{t}: not a vanbox topic under {prefix}/")
+        raise PayloadError(f"{t[:200]}: not a vanbox topic under {prefix}/")
     van, kind = parts[-2], parts[-1]
     if kind not in KINDS:
-        raise PayloadError(f"{t}: unknown topic kind {kind!r}")
+        raise PayloadError(f"{t[:200]}: unknown topic kind {kind[:40]!r}")
+    if not VAN_RE.match(van):
+        raise PayloadError(f"{t[:200]}: {van[:60]!r} is not a van id")
     return van, kind
+
+
+def json_depth(text: str) -> int:
+    """How deeply arrays and objects nest in ``text`` (strings skipped), without parsing
+    it: checked before :func:`json.loads`, whose recursion a deep payload would exhaust."""
+    depth = deepest = 0
+    for m in _BRACKET_RE.finditer(_STRING_RE.sub('""', text)):
+        if m.group() in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        raise ValueError("duplicate key")
+    return d
+
+
+def _check_strings(v: Any, where: str, limit: int | None) -> None:
+    """Every string in a parsed payload (keys too) is valid UTF-8 (no lone surrogate
+    from a ``\\ud800`` escape) and, for events, short and free of control characters."""
+    stack = [v]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, dict):
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+        elif isinstance(x, str):
+            try:
+                x.encode("utf-8")
+            except UnicodeEncodeError:
+                raise PayloadError(f"{where}: a string holds a lone surrogate") from None
+            if limit is not None:
+                if len(x) > limit:
+                    raise PayloadError(f"{where}: a string is longer than {limit} characters")
+                if _CONTROL_CHAR_RE.search(x):
+                    raise PayloadError(f"{where}: a string holds a control character")
+
+
+def _load(t: str, text: str, *, max_depth: int, limit: int | None) -> dict[str, Any]:
+    if json_depth(text) > max_depth:
+        raise PayloadError(f"{t}: JSON nested deeper than {max_depth}")
+    try:
+        d = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+    except (ValueError, RecursionError) as e:
+        raise PayloadError(f"{t}: payload is not JSON ({str(e)[:80]})") from None
+    if not isinstance(d, dict):
+        raise PayloadError(f"{t}: payload must be a JSON object")
+    _check_strings(d, t, limit)
+    return d
 
 
 def _get(d: dict, key: str, typ: type | tuple, *, required: bool = True, where: str = ""):
@@ -166,8 +272,10 @@ def _get(d: dict, key: str, typ: type | tuple, *, required: bool = True, where: 
     if typ in (int, float, (int, float)) and (
         isinstance(v, bool) or not isinstance(v, int | float)
     ):
-        raise PayloadError(f"{where}: {key!r} must be a number, got {v!r}")
-    if typ in (int, float, (int, float)) and not math.isfinite(v):
+        raise PayloadError(f"{where}: {key!r} must be a number, got {str(v)[:40]!r}")
+    if typ is int and not isinstance(v, int):
+        raise PayloadError(f"{where}: {key!r} must be a whole number, got {v!r}")
+    if typ in (int, float, (int, float)) and isinstance(v, float) and not math.isfinite(v):
         raise PayloadError(f"{where}: {key!r} must be finite")
     if typ is str and not isinstance(v, str):
         raise PayloadError(f"{where}: {key!r} must be a string")
@@ -176,94 +284,187 @@ def _get(d: dict, key: str, typ: type | tuple, *, required: bool = True, where: 
     return v
 
 
-def _position(d: dict, van: str, where: str) -> Position:
+def _num(d: dict, key: str, lo: float, hi: float, *, where: str, integer: bool = False,
+         required: bool = False) -> Any:  # fmt: skip
+    v = _get(d, key, int if integer else float, required=required, where=where)
+    # Compare as given (an int of any size compares exactly), so 10**30 cannot overflow.
+    if v is not None and not lo <= v <= hi:
+        raise PayloadError(f"{where}: {key!r} = {str(v)[:30]} is out of range [{lo}, {hi}]")
+    return v
+
+
+def _time(d: dict, key: str, now: float, *, where: str, required: bool = True):
+    v = _get(d, key, float, required=required, where=where)
+    if v is None:
+        return None
+    if not TIME_MIN <= v <= now + FUTURE_S:
+        raise PayloadError(
+            f"{where}: {key!r} = {str(v)[:30]} is not a time between 2000-01-01 and a day ahead"
+        )
+    return from_epoch(float(v))
+
+
+def _id(d: dict, where: str) -> str:
+    v = _get(d, "id", str, where=where)
+    if not UUID_RE.match(v):
+        raise PayloadError(f"{where}: 'id' must be a UUID in canonical form, got {v[:40]!r}")
+    return v
+
+
+def _code(d: dict, key: str, codes: tuple[str, ...], *, where: str, required: bool = False):
+    v = _get(d, key, str, required=required, where=where)
+    if v is not None and v not in codes:
+        raise PayloadError(f"{where}: {key!r} = {v[:40]!r} is not one of {', '.join(codes)}")
+    return v
+
+
+def _text(d: dict, key: str, where: str) -> str:
+    v = _get(d, key, str, where=where).strip()
+    if not v or len(v) > MAX_TEXT:
+        raise PayloadError(f"{where}: {key!r} must have 1 to {MAX_TEXT} characters")
+    return v
+
+
+def _latlon(d: dict, where: str) -> tuple[float, float]:
     lat = _get(d, "lat", float, where=where)
     lon = _get(d, "lon", float, where=where)
     if not (-90 <= lat <= 90 and -180 <= lon <= 180) or (lat == 0 and lon == 0):
-        raise PayloadError(f"{where}: no valid position ({lat}, {lon})")
-    hdop = _get(d, "hdop", float, required=False, where=where)
-    vel = _get(d, "vel", float, required=False, where=where)
+        raise PayloadError(f"{where}: no valid position ({str(lat)[:30]}, {str(lon)[:30]})")
+    return float(lat), float(lon)
+
+
+def _position(d: Any, van: str, where: str, now: float) -> Position:
+    if not isinstance(d, dict):
+        raise PayloadError(f"{where}: a point must be a JSON object")
+    lat, lon = _latlon(d, where)
+    vel = _num(d, "vel", 0, 1000, where=where)  # km/h
+    mode = _num(d, "mode", 2, 3, where=where, integer=True)
+    hdop = _num(d, "hdop", 0, 99.9, where=where)
+    alt = _num(d, "alt", -1000, 20_000, where=where)
+    cog = _num(d, "cog", 0, 360, where=where)
+    sats = _num(d, "sats", 0, 99, where=where, integer=True)
     return Position(
-        time=from_epoch(_get(d, "tst", float, where=where)),
-        lat=float(lat),
-        lon=float(lon),
-        mode=int(_get(d, "mode", int, required=False, where=where) or 2),
-        alt=_get(d, "alt", float, required=False, where=where),
-        speed=None if vel is None else vel / 3.6,
-        track=_get(d, "cog", float, required=False, where=where),
-        hdop=hdop,
-        sats=_get(d, "sats", int, required=False, where=where),
-        id=_get(d, "id", str, where=where),
+        time=_time(d, "tst", now, where=where),
+        lat=lat,
+        lon=lon,
+        mode=2 if mode is None else int(mode),
+        alt=None if alt is None else float(alt),
+        speed=None if vel is None else float(vel) / 3.6,
+        track=None if cog is None else float(cog),
+        hdop=None if hdop is None else float(hdop),
+        sats=None if sats is None else int(sats),
+        id=_id(d, where),
         van=van,
     )
 
 
-def decode(t: str, payload: bytes | str, prefix: str = "vanbox") -> Message:
-    """Decode one received message; raises :class:`PayloadError` on anything malformed."""
+def _footfall(d: dict, van: str, t: str, now: float) -> Footfall:
+    return Footfall(
+        time=_time(d, "tst", now, where=t),
+        kind=_code(d, "kind", FOOTFALL_KINDS, where=t, required=True),
+        sensor=_code(d, "sensor", categories.SENSORS, where=t) or "door",
+        occupancy=int(_num(d, "occupancy", 0, 10_000, where=t, integer=True) or 0),
+        id=_id(d, t),
+        van=van,
+    )
+
+
+def _checkin(d: dict, van: str, t: str, now: float) -> CheckIn:
+    codes = d.get("topics") or []
+    if not isinstance(codes, list) or not all(isinstance(x, str) for x in codes):
+        raise PayloadError(f"{t}: 'topics' must be a list of strings")
+    if len(set(codes)) != len(codes) or not set(codes) <= set(categories.TOPICS):
+        raise PayloadError(f"{t}: 'topics' must be distinct codes of {categories.TOPICS}")
+    return CheckIn(
+        time=_time(d, "tst", now, where=t),
+        age_group=_code(d, "age_group", categories.AGE_GROUPS, where=t, required=True),
+        topics=tuple(codes),
+        first_visit=_get(d, "first_visit", bool, required=False, where=t),
+        heard_from=_code(d, "heard_from", categories.HEARD_FROM, where=t),
+        language=_code(d, "lang", categories.LANGUAGES, where=t),
+        id=_id(d, t),
+        van=van,
+    )
+
+
+def _stop(d: dict, van: str, t: str, now: float) -> StopVisit:
+    lat, lon = _latlon(d, t)
+    arrived = _time(d, "arrived", now, where=t)
+    left = _time(d, "left", now, where=t, required=False)
+    if left is not None and left < arrived:
+        raise PayloadError(f"{t}: 'left' is before 'arrived'")
+    return StopVisit(
+        arrived=arrived,
+        name=_text(d, "name", t),
+        municipality=_text(d, "municipality", t),
+        lat=lat,
+        lon=lon,
+        planned=bool(_get(d, "planned", bool, required=False, where=t)),
+        left=left,
+        id=_id(d, t),
+        van=van,
+    )
+
+
+def _track(d: dict, van: str, t: str, now: float) -> Message:
+    pts = d.get("points")
+    if not isinstance(pts, list):
+        raise PayloadError(f"{t}: 'points' must be a list")
+    if len(pts) > MAX_TRACK_POINTS:
+        raise PayloadError(f"{t}: more than {MAX_TRACK_POINTS} points in one batch")
+    good: list[Event] = []
+    bad: list[Rejected] = []
+    for i, p in enumerate(pts):
+        try:
+            good.append(_position(p, van, f"{t} point {i}", now))
+        except PayloadError as e:
+            bad.append(Rejected(str(e), dumps(p)[:MAX_PAYLOAD]))
+    return Message(van, "track", tuple(good), rejected=tuple(bad))
+
+
+_DECODERS = {"footfall": _footfall, "checkin": _checkin, "stop": _stop}
+
+
+def decode(
+    t: str, payload: bytes | str, prefix: str = "vanbox", *, now: float | None = None
+) -> Message:
+    """Decode one received message; raises :class:`PayloadError` on anything malformed
+    or out of bounds. ``now`` (default: the clock) bounds event times from above."""
     van, kind = parse_topic(t, prefix)
+    now = time.time() if now is None else now
+    cap = (
+        MAX_CONTROL_PAYLOAD
+        if kind in CONTROL_KINDS
+        else MAX_TRACK_PAYLOAD
+        if kind == "track"
+        else MAX_PAYLOAD
+    )
+    if len(payload) > cap:
+        raise PayloadError(f"{t}: payload of {len(payload)} bytes is larger than {cap}")
     if isinstance(payload, bytes):
         try:
             payload = payload.decode("utf-8")
         except UnicodeDecodeError:
             raise PayloadError(f"{t}: payload is not UTF-8") from None
+    else:
+        try:
+            payload.encode("utf-8")
+        except UnicodeEncodeError:
+            raise PayloadError(f"{t}: payload is not UTF-8 (a lone surrogate)") from None
     if kind == "status":
         if payload not in (ONLINE, OFFLINE):
             raise PayloadError(f"{t}: status must be online or offline, got {payload[:40]!r}")
         return Message(van, kind, status=payload)
-    try:
-        d = json.loads(payload)
-    except ValueError:
-        raise PayloadError(f"{t}: payload is not JSON") from None
-    if not isinstance(d, dict):
-        raise PayloadError(f"{t}: payload must be a JSON object")
+    if kind == BRIDGE_KIND:
+        if payload not in BRIDGE_STATES:
+            raise PayloadError(f"{t}: bridge state must be 1 or 0, got {payload[:40]!r}")
+        return Message(van, kind, status=BRIDGE_STATES[payload])
     if kind in CONTROL_KINDS:
+        d = _load(t, payload, max_depth=MAX_CONTROL_DEPTH, limit=None)
         return Message(van, kind, control=d)
+    d = _load(t, payload, max_depth=MAX_DEPTH, limit=MAX_STRING)
     if kind == "location":
-        return Message(van, kind, (_position(d, van, t),))
+        return Message(van, kind, (_position(d, van, t, now),))
     if kind == "track":
-        pts = d.get("points")
-        if not isinstance(pts, list):
-            raise PayloadError(f"{t}: 'points' must be a list")
-        return Message(van, kind, tuple(_position(p, van, t) for p in pts if isinstance(p, dict)))
-    if kind == "footfall":
-        k = _get(d, "kind", str, where=t)
-        if k not in FOOTFALL_KINDS:
-            raise PayloadError(f"{t}: unknown footfall kind {k!r}")
-        ev = Footfall(
-            time=from_epoch(_get(d, "tst", float, where=t)),
-            kind=k,
-            sensor=_get(d, "sensor", str, required=False, where=t) or "door",
-            occupancy=int(_get(d, "occupancy", int, required=False, where=t) or 0),
-            id=_get(d, "id", str, where=t),
-            van=van,
-        )
-        return Message(van, kind, (ev,))
-    if kind == "checkin":
-        topics = d.get("topics") or []
-        if not isinstance(topics, list) or not all(isinstance(x, str) for x in topics):
-            raise PayloadError(f"{t}: 'topics' must be a list of strings")
-        ev = CheckIn(
-            time=from_epoch(_get(d, "tst", float, where=t)),
-            age_group=_get(d, "age_group", str, where=t),
-            topics=tuple(topics),
-            first_visit=_get(d, "first_visit", bool, required=False, where=t),
-            heard_from=_get(d, "heard_from", str, required=False, where=t),
-            language=_get(d, "lang", str, required=False, where=t),
-            id=_get(d, "id", str, where=t),
-            van=van,
-        )
-        return Message(van, kind, (ev,))
-    # stop
-    left = _get(d, "left", float, required=False, where=t)
-    ev = StopVisit(
-        arrived=from_epoch(_get(d, "arrived", float, where=t)),
-        name=_get(d, "name", str, where=t),
-        municipality=_get(d, "municipality", str, where=t),
-        lat=float(_get(d, "lat", float, where=t)),
-        lon=float(_get(d, "lon", float, where=t)),
-        planned=bool(_get(d, "planned", bool, required=False, where=t)),
-        left=None if left is None else from_epoch(left),
-        id=_get(d, "id", str, where=t),
-        van=van,
-    )
-    return Message(van, kind, (ev,))
+        return _track(d, van, t, now)
+    return Message(van, kind, (_DECODERS[kind](d, van, t, now),))

@@ -51,7 +51,7 @@ def van_events(i: int, base: datetime) -> list:
                             lon=10.2 + 0.001 * k, speed=8.0, hdop=1.2, sats=9))  # fmt: skip
     for k in range(6):
         evs.append(Footfall(time=base + timedelta(minutes=5 + k), kind="in", occupancy=k + 1))
-    evs.append(CheckIn(time=base + timedelta(minutes=20), age_group="18-21", topics=("work",)))
+    evs.append(CheckIn(time=base + timedelta(minutes=20), age_group="18-20", topics=("job",)))
     return evs
 
 
