@@ -7,6 +7,13 @@ tracker and sensors for today's door counts.
 - The sensors read ``today`` from the ``footfall`` topic: visitors in, out, door passes
   (``total_increasing``: they start again at 0 every day) and people inside.
 - Availability is the van's own retained ``status`` topic (``online``/``offline``).
+  For a van whose box publishes through its own mosquitto bridge, the bridge's
+  notification topic ``<prefix>/<van>/bridge`` (``1``/``0``, retained; the central
+  broker publishes the bridge's last will ``0`` when the link or the van's power dies)
+  counts too, with ``availability_mode: all``: the van is available only while both say
+  so. The hub learns that a van is bridged from its first bridge message and announces
+  the van again (a van without a bridge never sends one, and ``all`` would keep it
+  unavailable for ever).
 
 Discovery configs are sent when the hub connects, when it first hears of a van, and
 again whenever Home Assistant announces itself on ``homeassistant/status`` with
@@ -48,7 +55,30 @@ def node_id(van: str) -> str:
     return "vanbox_" + re.sub(r"[^a-zA-Z0-9_-]", "_", van)
 
 
-def discovery_messages(prefix: str, van: str, name: str | None = None) -> list[tuple[str, str]]:
+def availability(prefix: str, van: str, bridged: bool = False) -> dict[str, Any]:
+    """The availability part of a discovery config (see the module's notes)."""
+    status = {
+        "topic": topics.topic(prefix, van, "status"),
+        "payload_available": topics.ONLINE,
+        "payload_not_available": topics.OFFLINE,
+    }
+    if not bridged:  # the short form, one topic
+        return {
+            "availability_topic": status["topic"],
+            "payload_available": topics.ONLINE,
+            "payload_not_available": topics.OFFLINE,
+        }
+    bridge = {
+        "topic": topics.topic(prefix, van, topics.BRIDGE_KIND),
+        "payload_available": "1",
+        "payload_not_available": "0",
+    }
+    return {"availability": [status, bridge], "availability_mode": "all"}
+
+
+def discovery_messages(
+    prefix: str, van: str, name: str | None = None, *, bridged: bool = False
+) -> list[tuple[str, str]]:
     """The discovery (topic, JSON payload) pairs for one van."""
     node = node_id(van)
     device = {
@@ -58,9 +88,7 @@ def discovery_messages(prefix: str, van: str, name: str | None = None) -> list[t
         "model": "outreach van",
     }
     common: dict[str, Any] = {
-        "availability_topic": topics.topic(prefix, van, "status"),
-        "payload_available": topics.ONLINE,
-        "payload_not_available": topics.OFFLINE,
+        **availability(prefix, van, bridged),
         "device": device,
         "qos": 1,
     }
@@ -105,18 +133,26 @@ class HomeAssistantDiscovery:
     """
 
     def __init__(
-        self, prefix: str, vans: Iterable[str] = (), names: dict[str, str] | None = None
+        self,
+        prefix: str,
+        vans: Iterable[str] = (),
+        names: dict[str, str] | None = None,
+        bridged: Iterable[str] = (),
     ) -> None:
         self.prefix = prefix
         self.names = dict(names or {})
         self._vans: set[str] = set(vans)
+        self._bridged: set[str] = set(bridged)
         self._announced: set[str] = set()
         self._lock = threading.Lock()
         self.sent = 0  # discovery messages published so far
 
     def _send(self, client, vans: Iterable[str]) -> None:
         for van in sorted(vans):
-            for topic, payload in discovery_messages(self.prefix, van, self.names.get(van)):
+            bridged = van in self._bridged
+            for topic, payload in discovery_messages(
+                self.prefix, van, self.names.get(van), bridged=bridged
+            ):
                 client.publish(topic, payload, qos=1, retain=False)
                 self.sent += 1
 
@@ -135,3 +171,14 @@ class HomeAssistantDiscovery:
             self._announced |= new
         if new:
             self._send(client, new)
+
+    def set_bridged(self, client, van: str) -> None:
+        """The van publishes through a bridge: announce it again with both availability
+        topics (once; nothing happens for a van already known as bridged)."""
+        with self._lock:
+            if van in self._bridged:
+                return
+            self._bridged.add(van)
+            again = van in self._announced
+        if again:
+            self._send(client, [van])

@@ -1,6 +1,9 @@
 """The shipped central broker config (deploy/mosquitto/central.conf + central.acl) under
-a real mosquitto, with TLS from a CA made here: a van can publish only under its own
-prefix, the hub reads everything, anonymous clients can do nothing."""
+a real mosquitto (in conf.d of Debian's stock main config), with TLS from a CA made here:
+a van can publish only its own event topics and read only its own ack and plan, the hub
+reads everything and writes acks and plans, neither the hub nor the OwnTracks login can
+publish as a van, no login can take another's client id (and so the hub's session), and
+anonymous clients can do nothing."""
 
 from __future__ import annotations
 
@@ -19,13 +22,16 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.conftest import MOSQUITTO, free_port, wait_port
+from tests.deploy.test_mosquitto_configs import debian_main
 
 pytestmark = pytest.mark.mqtt
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "deploy" / "mosquitto" / "central.conf"
 ACL = ROOT / "deploy" / "mosquitto" / "central.acl"
-PASSWORDS = {"vanbox-hub": "hub-secret", "van-a": "a-secret", "van-b": "b-secret"}
+PASSWORDS = {"vanbox-hub": "hub-secret", "van-a": "a-secret", "van-b": "b-secret",
+             "owntracks": "ot-secret"}  # fmt: skip
+EVENT_KINDS = ("status", "location", "track", "footfall", "checkin", "stop", "tally", "bridge")
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -51,7 +57,6 @@ def adapt(conf: str, d: Path, port: int) -> str:
         "allow_anonymous": "false",
         "password_file": str(d / "passwd"),
         "acl_file": str(d / "acl"),
-        "persistence_location": f"{d}/",
         "listener": f"{port} 127.0.0.1",
         "certfile": str(d / "server.crt"),
         "keyfile": str(d / "server.key"),
@@ -64,9 +69,10 @@ def adapt(conf: str, d: Path, port: int) -> str:
             continue
         assert len(re.findall(pattern, conf, re.M)) == 1, f"{key} must appear once"
         conf = re.sub(pattern, f"{key} {value}", conf, flags=re.M)
-    # Started as root, mosquitto would drop to the "mosquitto" user, who cannot read
-    # the temp dir; stay who we are.
-    return conf + f"\nuser {getpass.getuser()}\n"
+    assert not re.search(r"^persistence_location ", conf, re.M), (
+        "Debian's main config sets persistence_location; a second one stops mosquitto"
+    )
+    return conf
 
 
 @pytest.fixture(scope="module")
@@ -81,15 +87,19 @@ def central(tmp_path_factory):
                        check=True, capture_output=True)  # fmt: skip
     shutil.copy(ACL, d / "acl")
     port = free_port()
-    (d / "mosquitto.conf").write_text(adapt(CONF.read_text(), d, port))
-    log = open(d / "mosquitto.log", "wb")
+    (d / "conf.d").mkdir()
+    (d / "conf.d" / "vanbox.conf").write_text(adapt(CONF.read_text(), d, port))
+    # Started as root, mosquitto would drop to the "mosquitto" user, who cannot read
+    # the temp dir; stay who we are.
+    (d / "mosquitto.conf").write_text(f"user {getpass.getuser()}\n" + debian_main(d))
+    log = open(d / "stderr.log", "wb")
     proc = subprocess.Popen([MOSQUITTO, "-c", str(d / "mosquitto.conf")], stdout=log,
                             stderr=log, start_new_session=True)  # fmt: skip
     try:
         wait_port(port)
     except TimeoutError:
         proc.kill()
-        raise RuntimeError((d / "mosquitto.log").read_text()[-2000:]) from None
+        raise RuntimeError((d / "stderr.log").read_text()[-2000:]) from None
     yield d, port
     proc.send_signal(signal.SIGTERM)
     proc.wait(10)
@@ -100,12 +110,16 @@ class Client:
     """A paho client over TLS that remembers its CONNACK and what it received."""
 
     def __init__(self, d: Path, port: int, user: str | None, password: str | None = None,
-                 *, tls: bool = True) -> None:  # fmt: skip
+                 *, tls: bool = True, client_id: str | None = None,
+                 clean: bool = True) -> None:  # fmt: skip
         self.got: list[tuple[str, bytes]] = []
         self.connack = threading.Event()
         self.subscribed = threading.Event()
         self.rc = None
-        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"acl-{user}-{time.time()}")
+        self.session_present = None
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2,
+                             client_id=client_id or f"acl-{user}-{time.time()}",
+                             clean_session=clean)  # fmt: skip
         if tls:
             self.c.tls_set(ca_certs=str(d / "ca.crt"), tls_version=ssl.PROTOCOL_TLS_CLIENT)
         if user is not None:
@@ -118,6 +132,7 @@ class Client:
 
     def _on_connect(self, c, u, flags, rc, props) -> None:
         self.rc = rc
+        self.session_present = flags.session_present
         self.connack.set()
 
     def connected(self, timeout: float = 10.0) -> bool:
@@ -226,3 +241,93 @@ def test_the_hub_may_write_home_assistant_discovery(central):
     finally:
         hub.close()
         van.close()
+
+
+def test_a_van_writes_only_its_own_event_topics_and_reads_only_its_ack_and_plan(central):
+    d, port = central
+    hub = Client(d, port, "vanbox-hub")
+    van_a, van_b = Client(d, port, "van-a"), Client(d, port, "van-b")
+    try:
+        assert hub.connected() and van_a.connected() and van_b.connected()
+        hub.subscribe("vanbox/#")
+        van_a.subscribe("vanbox/#")  # granted, but only its own ack and plan reach it
+        for kind in EVENT_KINDS:
+            van_a.publish(f"vanbox/van-a/{kind}", kind)
+        for kind in ("ack", "plan", "selfie"):  # not a van's to write
+            van_a.publish(f"vanbox/van-a/{kind}", "forged")
+        van_a.publish("vanbox/van-a/status/deeper", "forged")
+        # The hub writes acks and plans for every van, and nothing else under vanbox/.
+        hub.publish("vanbox/van-b/ack", "for b")
+        hub.publish("vanbox/van-b/plan", "for b")
+        hub.publish("vanbox/van-a/status", "forged by the hub")
+        hub.publish("vanbox/van-a/ack", "for a")
+        hub.publish("vanbox/van-a/plan", "for a")
+        wait_for(lambda: ("vanbox/van-a/plan", b"for a") in van_a.got, "van-a's plan")
+        wait_for(lambda: ("vanbox/van-a/plan", b"for a") in hub.got, "the plan at the hub")
+        assert van_a.got == [("vanbox/van-a/ack", b"for a"), ("vanbox/van-a/plan", b"for a")]
+        assert hub.got == [(f"vanbox/van-a/{k}", k.encode()) for k in EVENT_KINDS] + [
+            ("vanbox/van-b/ack", b"for b"),
+            ("vanbox/van-b/plan", b"for b"),
+            ("vanbox/van-a/ack", b"for a"),
+            ("vanbox/van-a/plan", b"for a"),
+        ]
+        assert van_b.got == []
+    finally:
+        for c in (hub, van_a, van_b):
+            c.close()
+
+
+def test_the_hub_and_owntracks_cannot_publish_as_a_van(central):
+    d, port = central
+    hub = Client(d, port, "vanbox-hub")
+    ot = Client(d, port, "owntracks")
+    van_a = Client(d, port, "van-a")
+    try:
+        assert hub.connected() and ot.connected() and van_a.connected()
+        hub.subscribe("vanbox/#")
+        ot.subscribe("vanbox/#")  # OwnTracks reads locations and status only
+        for kind in EVENT_KINDS:
+            ot.publish(f"vanbox/owntracks/{kind}", "forged")
+            hub.publish(f"vanbox/vanbox-hub/{kind}", "forged")
+        ot.publish("vanbox/van-a/location", "forged")
+        for kind in ("location", "status", "footfall"):
+            van_a.publish(f"vanbox/van-a/{kind}", "real")
+        wait_for(lambda: ("vanbox/van-a/footfall", b"real") in hub.got, "the marker")
+        wait_for(lambda: ("vanbox/van-a/status", b"real") in ot.got, "status at owntracks")
+        assert hub.got == [(f"vanbox/van-a/{k}", b"real") for k in ("location", "status",
+                                                                      "footfall")]  # fmt: skip
+        assert ot.got == [("vanbox/van-a/location", b"real"), ("vanbox/van-a/status", b"real")]
+    finally:
+        for c in (hub, ot, van_a):
+            c.close()
+
+
+def test_a_van_login_cannot_take_the_hubs_session(central):
+    """Any van's login used with the hub's client id (clean session, which would wipe the
+    hub's persistent session): the hub's queued messages survive and arrive."""
+    d, port = central
+    hub = Client(d, port, "vanbox-hub", client_id="vanbox-hub", clean=False)
+    assert hub.connected()
+    hub.subscribe("vanbox/#")
+    hub.close()  # the hub is down; the broker queues for its session
+    van_a = Client(d, port, "van-a")
+    thief = None
+    try:
+        assert van_a.connected()
+        for i in range(3):
+            van_a.publish("vanbox/van-a/footfall", f"queued {i}")
+        thief = Client(d, port, "van-b", client_id="vanbox-hub", clean=True)
+        assert thief.connected()
+        thief.subscribe("vanbox/#")
+        van_a.publish("vanbox/van-a/footfall", "queued 3")
+        time.sleep(0.3)
+        assert thief.got == []  # it got neither the hub's session nor its messages
+        hub = Client(d, port, "vanbox-hub", client_id="vanbox-hub", clean=False)
+        assert hub.connected() and hub.session_present
+        wait_for(lambda: len(hub.got) == 4, "the hub's queued messages")
+        assert hub.got == [("vanbox/van-a/footfall", f"queued {i}".encode()) for i in range(4)]
+        assert thief.connected()  # and the hub did not throw the van off either
+    finally:
+        for c in (hub, van_a, thief):
+            if c is not None:
+                c.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -109,6 +110,33 @@ def make_ca(d: Path) -> tuple[Path, Path, Path]:
     return ca, crt, key
 
 
+# Debian's stock /etc/mosquitto/mosquitto.conf (package mosquitto 2.0), paths made local.
+DEBIAN_MAIN = """\
+# Place your local configuration in /etc/mosquitto/conf.d/
+#
+# A full description of the configuration file is at
+# /usr/share/doc/mosquitto/examples/mosquitto.conf.example
+
+pid_file /run/mosquitto/mosquitto.pid
+
+persistence true
+persistence_location /var/lib/mosquitto/
+
+log_dest file /var/log/mosquitto/mosquitto.log
+
+include_dir /etc/mosquitto/conf.d
+"""
+
+
+def debian_main(d: Path) -> str:
+    return (
+        DEBIAN_MAIN.replace("/run/mosquitto/", f"{d}/")
+        .replace("/var/lib/mosquitto/", f"{d}/")
+        .replace("/var/log/mosquitto/", f"{d}/")
+        .replace("/etc/mosquitto/conf.d", f"{d}/conf.d")
+    )
+
+
 def shipped_value(key: str) -> str:
     m = re.search(rf"^{key} (.+)$", SHIPPED.read_text(), re.M)
     assert m, f"{key} missing from {SHIPPED}"
@@ -119,10 +147,11 @@ def shipped_value(key: str) -> str:
 def brokers(tmp_path: Path):
     ca, crt, srv_key = make_ca(tmp_path / "pki")
 
-    # central: the shipped central.conf + central.acl (TLS, passwords, per-van ACL),
-    # with temp paths and a free port; logins for this van's bridge and for the hub
+    # central: the shipped central.conf + central.acl (TLS, passwords, per-van ACL) in
+    # conf.d under Debian's stock main config, with temp paths and a free port; logins
+    # for this van's bridge and for the hub
     cdir = tmp_path / "central"
-    cdir.mkdir()
+    (cdir / "conf.d").mkdir(parents=True)
     cport = free_port()
     pw = cdir / "passwd"
     for i, (user, password) in enumerate(
@@ -136,13 +165,13 @@ def brokers(tmp_path: Path):
     shutil.copy(CENTRAL_ACL, cdir / "acl")
     conf = CENTRAL_CONF.read_text()
     for name, value in {
-        "password_file": pw, "acl_file": cdir / "acl", "persistence_location": f"{cdir}/",
-        "listener": f"{cport} 127.0.0.1", "certfile": crt, "keyfile": srv_key,
-        "log_dest": f"file {cdir}/mosquitto.log",
+        "password_file": pw, "acl_file": cdir / "acl", "listener": f"{cport} 127.0.0.1",
+        "certfile": crt, "keyfile": srv_key, "log_dest": "stderr",
     }.items():  # fmt: skip
         assert len(re.findall(rf"^{name} .*$", conf, re.M)) == 1, f"central.conf: {name}"
         conf = re.sub(rf"^{name} .*$", f"{name} {value}", conf, flags=re.M)
-    (cdir / "mosquitto.conf").write_text(AS_USER + conf)
+    (cdir / "conf.d" / "vanbox.conf").write_text(conf)
+    (cdir / "mosquitto.conf").write_text(AS_USER + debian_main(cdir))
     central = Mosquitto(cdir / "mosquitto.conf", cport)
 
     # van: Debian-shaped main config + the shipped file in conf.d, adapted
@@ -155,10 +184,7 @@ def brokers(tmp_path: Path):
     text = re.sub(r"^bridge_cafile .+$", f"bridge_cafile {ca}", text, flags=re.M)
     text = re.sub(r"^restart_timeout .+$", "restart_timeout 1 1", text, flags=re.M)
     (vdir / "conf.d" / "van-bridge.conf").write_text(text)
-    (vdir / "mosquitto.conf").write_text(
-        AS_USER + f"persistence true\npersistence_location {vdir}/\n"
-        f"log_dest file {vdir}/mosquitto.log\nlog_type all\ninclude_dir {vdir}/conf.d\n"
-    )
+    (vdir / "mosquitto.conf").write_text(AS_USER + debian_main(vdir) + "log_type all\n")
     van = Mosquitto(vdir / "mosquitto.conf", vport)
     yield van, central, ca
     van.stop()
@@ -211,11 +237,17 @@ def subscriber(port: int, ca: Path, col: Collector, topic: str) -> mqtt.Client:
     return c
 
 
+def van_id() -> str:
+    return shipped_value("notification_topic").split("/")[1]
+
+
 def van_topic() -> str:
-    return shipped_value("topic").split()[0]  # vanbox/<van>/#
+    return f"vanbox/{van_id()}/#"
 
 
 def test_shipped_config_starts_and_bridges(brokers):
+    """Central under Debian's stock main config; the bridge forwards exactly the van's
+    event topics out, the hub's ack and plan in, and announces itself on .../bridge."""
     van, central, ca = brokers
     central.start()
     van.start()
@@ -223,20 +255,35 @@ def test_shipped_config_starts_and_bridges(brokers):
     col = Collector()
     sub = subscriber(central.port, ca, col, van_topic())
     pub = client(van.port, "box")
+    box_got = Collector()
+    pub.on_message = box_got.on_message
+    pub.subscribe([(f"vanbox/{van_id()}/ack", 1), (f"vanbox/{van_id()}/plan", 1)])
     try:
         base = van_topic().rstrip("#")
         deadline = time.monotonic() + 20
-        # the bridge connects within restart_timeout; publish until the first arrives
-        while not col.got and time.monotonic() < deadline:
+        # the bridge connects within restart_timeout; publish until the status arrives
+        while (base + "status", b"online") not in col.got and time.monotonic() < deadline:
             pub.publish(base + "status", b"online", qos=1, retain=True).wait_for_publish(5)
-            col.wait_for(1, timeout=0.5)
-        assert col.got and col.got[0] == (base + "status", b"online")
-        # topics outside vanbox/<van>/ stay on the van
-        pub.publish("private/x", b"local only", qos=1).wait_for_publish(5)
-        pub.publish(base + "footfall", b"after", qos=1).wait_for_publish(5)
-        got = col.wait_until(lambda g: (base + "footfall", b"after") in g)
-        assert (base + "footfall", b"after") in got
-        assert not any(t == "private/x" for t, _ in got)
+            col.wait_until(lambda g: (base + "status", b"online") in g, timeout=0.5)
+        assert (base + "status", b"online") in col.got
+        assert (base + "bridge", b"1") in col.got  # the bridge's notification
+        # only the listed topics cross: not other topics, not the van's own ack or plan
+        for t in ("private/x", base + "selfie", base + "ack", base + "plan"):
+            pub.publish(t, b"local only", qos=1).wait_for_publish(5)
+        kinds = ("location", "track", "footfall", "checkin", "stop", "tally")
+        for kind in kinds:
+            pub.publish(base + kind, b"after", qos=1).wait_for_publish(5)
+        got = col.wait_until(lambda g: all((base + k, b"after") in g for k in kinds))
+        assert all((base + k, b"after") in got for k in kinds)
+        assert not any(p == b"local only" for _, p in got)
+        # the way back: the hub's retained ack and plan reach the box's local broker
+        sub.publish(base + "ack", b'{"ack":1}', qos=1, retain=True).wait_for_publish(5)
+        sub.publish(base + "plan", b'{"plan":1}', qos=1, retain=True).wait_for_publish(5)
+        back = box_got.wait_until(lambda g: len([x for x in g if x[1] != b"local only"]) >= 2)
+        assert {(t, p) for t, p in back if p != b"local only"} == {
+            (base + "ack", b'{"ack":1}'),
+            (base + "plan", b'{"plan":1}'),
+        }
     finally:
         pub.loop_stop()
         pub.disconnect()
@@ -279,7 +326,8 @@ def test_bridge_queues_while_central_is_down(brokers):
     central.start()  # the link is back; the bridge reconnects and drains its queue
     sub = subscriber(central.port, ca, col, van_topic())
     try:
-        got = col.wait_for(n, timeout=60)
+        # (the bridge's own "1" notifications come too: count the track messages)
+        got = col.wait_until(lambda g: sum(t == base + "track" for t, _ in g) >= n, timeout=60)
     finally:
         sub.loop_stop()
         sub.disconnect()
@@ -288,3 +336,69 @@ def test_bridge_queues_while_central_is_down(brokers):
         f"missing: {sorted(set(range(n)) - set(payloads))[:20]}"
     )
     assert payloads == sorted(payloads)  # in order
+
+
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGSTOP"])
+def test_a_bridged_vans_power_cut_shows_offline_at_the_hub(brokers, tmp_path, sig):
+    """Issue 11 point 5: the box publishes through the van's bridge; the van's broker is
+    SIGKILLed (its kernel still closes the TCP connection) or SIGSTOPped (like a real
+    power cut: the connection just goes silent, and only the keepalive notices). The
+    central broker publishes the bridge's last will "0" on vanbox/<van>/bridge and the
+    real hub marks the van offline, although the box's own retained status still says
+    online. Keepalive 3 s here (60 s shipped: within 90 s)."""
+    from hub.ingest import Hub
+    from telemetry.publisher import Publisher
+    from telemetry.store import Store
+
+    van, central, ca = brokers
+    bridge_conf = van.conf.parent / "conf.d" / "van-bridge.conf"
+    text = bridge_conf.read_text()
+    assert re.search(r"^keepalive_interval 60$", text, re.M)
+    bridge_conf.write_text(re.sub(r"^keepalive_interval .+$", "keepalive_interval 3", text,
+                                  flags=re.M))  # fmt: skip
+    central.start()
+    van.start()
+    pw_file = tmp_path / "hub.password"
+    pw_file.write_text(HUB[1])
+    hub_store = Store(tmp_path / "hub.db")
+    hub = Hub(hub_store, {"host": "127.0.0.1", "port": central.port, "tls": True,
+                          "ca_file": str(ca), "username": HUB[0],
+                          "password_file": str(pw_file), "keepalive": 10},
+              client_id="vanbox-hub")  # fmt: skip
+    box_store = Store(tmp_path / "box.db", van=van_id(), tid="JR")
+    box = Publisher(box_store, {"host": "127.0.0.1", "port": van.port, "keepalive": 5},
+                    van=van_id(), tid="JR")  # fmt: skip
+
+    def state() -> tuple | None:
+        row = (
+            hub_store.reader()
+            .execute("SELECT status, box_status, bridge FROM van_status WHERE van = ?", (van_id(),))
+            .fetchone()
+        )
+        return None if row is None else tuple(row)
+
+    hub.start()
+    box.start()
+    try:
+        assert hub.wait_connected(10)
+        deadline = time.monotonic() + 30
+        while state() != ("online", "online", "online") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert state() == ("online", "online", "online")
+        t0 = time.monotonic()
+        van.proc.send_signal(getattr(signal, sig))  # the van's power is cut
+        while state()[0] != "offline" and time.monotonic() - t0 < 120:
+            time.sleep(0.05)
+        took = time.monotonic() - t0
+        assert state() == ("offline", "online", "offline"), state()
+        print(f"\nbridged van offline at the hub {took:.1f} s after {sig} (keepalive 3 s)")
+        assert took < 120
+        if sig == "SIGSTOP":
+            assert took >= 3  # it really was the keepalive, not a closed connection
+    finally:
+        if van.proc is not None:
+            van.proc.send_signal(signal.SIGCONT)
+        box.stop(timeout=2)
+        hub.stop()
+        box_store.close()
+        hub_store.close()

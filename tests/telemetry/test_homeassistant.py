@@ -126,3 +126,53 @@ def test_hub_announces_new_vans_and_again_when_home_assistant_comes_online(broke
         pub.disconnect()
         listener.stop()
         st.close()
+
+
+def test_a_bridged_van_is_available_only_while_box_and_bridge_say_so():
+    direct = json.loads(dict(discovery_messages("vanbox", "van-a"))[
+        "homeassistant/sensor/vanbox_van-a/in/config"])  # fmt: skip
+    assert direct["availability_topic"] == "vanbox/van-a/status"
+    assert "availability_mode" not in direct and "availability" not in direct
+    bridged = json.loads(dict(discovery_messages("vanbox", "van-a", bridged=True))[
+        "homeassistant/sensor/vanbox_van-a/in/config"])  # fmt: skip
+    assert "availability_topic" not in bridged
+    assert bridged["availability_mode"] == "all"
+    assert bridged["availability"] == [
+        {"topic": "vanbox/van-a/status", "payload_available": "online",
+         "payload_not_available": "offline"},
+        {"topic": "vanbox/van-a/bridge", "payload_available": "1",
+         "payload_not_available": "0"},
+    ]  # fmt: skip
+
+
+class FakeClient:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, dict]] = []
+
+    def publish(self, topic, payload, qos=0, retain=False):
+        self.published.append((topic, json.loads(payload)))
+
+    def ack(self, mid, qos) -> None:
+        pass
+
+
+def test_the_hub_announces_a_van_again_when_it_learns_of_its_bridge(tmp_path):
+    from hub.ingest import Item
+
+    st = Store(tmp_path / "hub.db")
+    ha = HomeAssistantDiscovery("vanbox")
+    hub = Hub(st, {}, client_id="h", homeassistant=ha)
+    hub._client = FakeClient()  # type: ignore[assignment]
+    try:
+        item = lambda kind, body: Item(f"vanbox/van-b/{kind}", body, 1, 1, True,  # noqa: E731
+                                        time.time(), 0)  # fmt: skip
+        hub._handle([item("status", b"online")])
+        first = [p for t, p in hub._client.published]
+        assert len(first) == 5 and all("availability_topic" in p for p in first)
+        hub._handle([item("bridge", b"1")])
+        again = [p for t, p in hub._client.published[5:]]
+        assert len(again) == 5 and all(p["availability_mode"] == "all" for p in again)
+        hub._handle([item("bridge", b"0"), item("bridge", b"1")])
+        assert len(hub._client.published) == 10  # once is enough
+    finally:
+        st.close()
