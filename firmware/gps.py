@@ -71,7 +71,8 @@ class GpsReader:
 
     State for status displays: ``last_fix`` (the last epoch, any mode),
     ``last_fix_monotonic``, ``last_line_monotonic``, ``port_open``, ``lines_read``,
-    ``bad_lines``, ``reconnects``; :meth:`current_position` gives the live position
+    ``bad_lines``, ``reconnects``, :attr:`rejected_fields` (fields refused for their
+    bounds); :meth:`current_position` gives the live position
     (fix, not suspect, not stale) or ``None``.
     """
 
@@ -125,6 +126,11 @@ class GpsReader:
         if self._thread is not None:
             self._thread.join(timeout)
         self._close()
+
+    @property
+    def rejected_fields(self) -> int:
+        """How many fields the decoder refused for their bounds (1e308, 25 digits...)."""
+        return sum(self.decoder.rejected.values())
 
     def is_alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -198,7 +204,12 @@ class GpsReader:
         with self._lock:
             for line in lines:
                 bad_before, ok_before = dec.bad, dec.sentences
-                fixes = dec.feed(line)
+                try:
+                    fixes = dec.feed(line)
+                except Exception:  # noqa: BLE001 - one crafted line must not stop the GPS
+                    log.exception("GPS: decoder failed on %r; line skipped", line[:100])
+                    dec.bad += 1
+                    fixes = []
                 if dec.bad != bad_before or (dec.sentences == ok_before and line.strip()):
                     self.bad_lines += 1
                 if fixes:

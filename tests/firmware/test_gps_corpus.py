@@ -45,18 +45,6 @@ EXPECTED: dict[str, dict[str, dict[str, str]]] = {
             "2030-03-03T16:50:44.000Z": GSA_2D,
         }
     },
-    "neo-m8n.log": {
-        "extra": {
-            "2034-11-01T17:19:48.000Z": "the file's last, incomplete cycle (RMC, VTG, GGA): "
-            "gpsd never reports it, vanbox completes it at the end of input"
-        }
-    },
-    "rst39.log": {
-        "extra": {
-            "2033-10-05T20:41:32.100Z": "gpsd's first cycle: after this first GGA it had not "
-            "yet learned that GGA ends a cycle and reported nothing for 20:41:32.100"
-        }
-    },
     "sl869.log": {
         "missing": {
             "2032-07-11T10:21:43.990Z": GSA_2D,
@@ -173,6 +161,16 @@ def test_recording_agrees_with_gpsd(name: str, results: dict[str, Comparison]) -
     assert set(c.missing) == set(expected.get("missing", {})), c.missing
     assert c.extra == set(expected.get("extra", {}))
     assert c.matched == c.gpsd_fixes - len(c.missing)
+
+
+def test_partial_cycles_are_not_reported():
+    """gpsd's epoch rule (issue 12 point 8): neo-m8n's last cycle (RMC, VTG, GGA, without
+    its cycle ender) and rst39's partial first cycle (one GGA at 20:41:32.100) used to be
+    extra epochs; now neither is reported, and the totals keep every match."""
+    neo = compare(CORPUS / "neo-m8n.log")
+    assert "2034-11-01T17:19:48.000Z" not in neo.extra and neo.matched == neo.gpsd_fixes == 22
+    rst = compare(CORPUS / "rst39.log")
+    assert "2033-10-05T20:41:32.100Z" not in rst.extra and rst.matched == rst.gpsd_fixes == 40
 
 
 def test_corpus_totals(results: dict[str, Comparison]) -> None:

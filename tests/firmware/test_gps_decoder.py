@@ -69,10 +69,45 @@ def test_epochs_split_on_time_and_the_last_needs_flush():
     assert dec.feed(rmc("120000.00")) == []
     [first] = dec.feed(gga("120001.00", lat="5219.3000"))
     assert first.time.second == 0
+    assert dec.feed(rmc("120001.00", lat="5219.3000")) == []
     assert dec.pending
     [second] = dec.flush()
     assert second.time.second == 1 and second.lat == pytest.approx(52.3216667)
     assert not dec.pending and dec.flush() == []
+
+
+def test_a_partial_cycle_is_not_reported_like_gpsd():
+    """After the first time change the decoder knows RMC ends a cycle (the last timed
+    sentence before it). A cycle without it (a sub-second GGA of its own, the last cycle
+    cut off) is counted in ``partial`` and not reported. Like gpsd, the partial cycle's
+    last sentence (GGA) ends cycles from then on: a 10 Hz GGA stream is followed."""
+    dec = NmeaDecoder()
+    dec.feed(gga("120000.00"))
+    dec.feed(rmc("120000.00"))
+    [first] = dec.feed(gga("120000.10"))  # a sub-second epoch with GGA only
+    assert first.time_of_day == 43200
+    assert dec.feed(gga("120000.20")) == [] and dec.partial == 1  # 12:00:00.1 dropped
+    [second] = dec.feed(gga("120000.30"))  # GGA ends cycles now
+    assert second.time_of_day == pytest.approx(43200.2) and dec.partial == 1
+
+
+def test_the_last_cycle_cut_off_is_not_reported():
+    dec = NmeaDecoder()
+    for s in ("00", "01"):
+        dec.feed(gga(f"1200{s}.00"))
+        dec.feed(rmc(f"1200{s}.00"))
+    dec.feed(nmea("GPGSA,A,3,01,02,03,04,,,,,,,,,1.5,0.9,1.2"))
+    [fix] = dec.feed(gga("120002.00"))  # RMC never comes for 12:00:02
+    assert fix.time_of_day == 43201
+    assert dec.flush() == [] and dec.partial == 1
+
+
+def test_the_first_cycle_is_reported_like_gpsd():
+    """Before any cycle is known every epoch counts (gpsd reports after each sentence)."""
+    dec = NmeaDecoder()
+    dec.feed(gga("120000.00"))
+    [fix] = dec.flush()
+    assert fix.mode == 3 and dec.partial == 0
 
 
 def test_date_comes_from_zda_and_southern_western_hemispheres():

@@ -178,13 +178,22 @@ def test_no_fix_from_a_sentence_with_a_bad_checksum(epochs) -> None:
     lines: list[str] = []
     expect: dict[int, tuple[int, float, float]] = {}  # second -> (mode, lat, lon)
     first_date = None
+    enders: set[str] = set()
+    last: str | None = None  # the last timed sentence of the previous intact epoch
     for i, (ld, lm, od, om, spoil, how, at) in enumerate(epochs):
         g, r, lat, lon = _epoch_lines(i, ld, lm, od, om)
         g_ok, r_ok = spoil not in ("bad-gga", "bad-both"), spoil not in ("bad-rmc", "bad-both")
         lines.append((f"${g}*{checksum(g)}" if g_ok else _spoil(g, how, at)) + "\r\n")
         lines.append((f"${r}*{checksum(r)}" if r_ok else _spoil(r, how, at)) + "\r\n")
         if g_ok or r_ok:
-            expect[i] = (3 if g_ok else 2, lat, lon)
+            # gpsd's cycle rule: once a cycle ender is known (the last timed sentence
+            # before a time change), an epoch without one is a partial cycle, not reported
+            kinds = {k for k, ok in (("GGA", g_ok), ("RMC", r_ok)) if ok}
+            if last is not None:
+                enders.add(last)
+            if not enders or kinds & enders:
+                expect[i] = (3 if g_ok else 2, lat, lon)
+            last = "RMC" if r_ok else "GGA"
         if r_ok and first_date is None:
             first_date = i
     fixes = [f for f in decode_lines(lines) if f.mode >= 2]
