@@ -16,13 +16,16 @@ broker    the broker accepts the configured login: tells "unreachable" from "log
           refused" from "TLS failure"
 clock     the system clock is synchronised (NTP), or was set from GPS
 disk      free space where the database lives (warn below 500 MB, fail below 100 MB)
-database  ``PRAGMA integrity_check`` is ok, the file is in WAL mode and owned by vanbox
+database  the partition is not read-only, ``PRAGMA integrity_check`` is ok, the file
+          is in WAL mode and owned by vanbox
 ========  ==============================================================================
 
 Exit status 0 when nothing failed (warnings allowed), 1 when a check failed. Every
 dependency on the machine (serial port, pin factory, disk usage, clock, whether the
 box runs) is a field of :class:`Probes`, so tests inject broken setups. The checks
-other than config live in :mod:`firmware.doctor_checks`; this module re-exports them.
+other than config live in :mod:`firmware.doctor_checks`, :mod:`firmware.doctor_net`
+(tls, broker) and :mod:`firmware.doctor_db` (disk, database); this module re-exports
+them.
 """
 
 from __future__ import annotations
@@ -49,17 +52,15 @@ from .doctor_checks import (
     NmeaSample,
     Probes,
     analyse_nmea,
-    check_broker,
     check_clock,
-    check_database,
-    check_disk,
     check_gpio,
     check_serial,
-    check_tls,
     check_user,
 )
+from .doctor_db import check_database, check_disk
+from .doctor_net import check_broker, check_tls
 
-# The checks moved to doctor_checks; these names stay importable from here.
+# The checks moved to doctor_checks and doctor_db; these names stay importable from here.
 __all__ = [
     "CERT_WARN_DAYS",
     "ConfigError",

@@ -2,9 +2,11 @@
 
 One function per check: the service user's groups (:func:`check_user`), the GPS serial
 port and its baud rate (:func:`check_serial`, with :func:`analyse_nmea`), the sensor's
-GPIO pins (:func:`check_gpio`), the CA file and broker certificate (:func:`check_tls`),
-the broker login (:func:`check_broker`), the clock (:func:`check_clock`), free disk
-(:func:`check_disk`) and the database file (:func:`check_database`). Also the
+GPIO pins (:func:`check_gpio`), the CA file and broker certificate and the broker login
+(:func:`firmware.doctor_net.check_tls`, :func:`firmware.doctor_net.check_broker`), the
+clock (:func:`check_clock`), free disk
+(:func:`firmware.doctor_db.check_disk`) and the database file
+(:func:`firmware.doctor_db.check_database`, in their own module). Also the
 :class:`Finding` they return and the :class:`Probes` (everything on the machine they
 touch, so tests inject broken setups). The command itself, with the config check and
 the order of the checks, is :mod:`firmware.doctor`.
@@ -13,12 +15,8 @@ the order of the checks, is :mod:`firmware.doctor`.
 from __future__ import annotations
 
 import grp
-import os
 import pwd
 import shutil
-import socket
-import sqlite3
-import ssl
 import subprocess
 import time
 from collections.abc import Callable
@@ -342,221 +340,7 @@ def check_gpio(cfg: Config, probes: Probes) -> list[Finding]:
     return out
 
 
-# --- TLS and broker ------------------------------------------------------------------
-
-
-def _days_left(not_after: str, now: datetime) -> float:
-    return (ssl.cert_time_to_seconds(not_after) - now.timestamp()) / 86400
-
-
-def _cert_finding(what: str, not_after: str, now: datetime, fix: str) -> Finding | None:
-    days = _days_left(not_after, now)
-    if days < 0:
-        return Finding("tls", FAIL, f"{what} expired on {not_after}", fix)
-    if days < CERT_WARN_DAYS:
-        return Finding("tls", WARN, f"{what} expires in {days:.0f} days ({not_after})", fix)
-    return None
-
-
-def check_tls(cfg: Config, probes: Probes) -> list[Finding]:
-    mq = cfg.mqtt
-    if not mq["enabled"] or (not mq["tls"] and not mq["ca_file"]):
-        return [Finding("tls", SKIP, "mqtt.tls is false")]
-    now = probes.now()
-    out: list[Finding] = []
-    ca = mq["ca_file"]
-    try:
-        ctx = ssl.create_default_context(cafile=ca or None)
-    except FileNotFoundError:
-        return [
-            Finding(
-                "tls",
-                FAIL,
-                f"mqtt.ca_file = {ca!r}: no such file",
-                "copy the broker's CA certificate (PEM) there",
-            )
-        ]
-    except (ssl.SSLError, OSError) as e:
-        return [
-            Finding(
-                "tls",
-                FAIL,
-                f"mqtt.ca_file = {ca!r}: not a PEM certificate ({e})",
-                "use the CA certificate in PEM format (-----BEGIN CERTIFICATE-----)",
-            )
-        ]
-    if ca:
-        certs = ctx.get_ca_certs()
-        if not certs:
-            out.append(
-                Finding(
-                    "tls",
-                    FAIL,
-                    f"mqtt.ca_file = {ca!r}: holds no CA certificate",
-                    "use the certificate of the CA that signed the broker's",
-                )
-            )
-        for c in certs:
-            subj = dict(x[0] for x in c.get("subject", ()))
-            f = _cert_finding(
-                f"CA certificate {subj.get('commonName', '?')!r} in {ca}",
-                c["notAfter"],
-                now,
-                "get the renewed CA certificate from the broker's admin",
-            )
-            if f:
-                out.append(f)
-    if not mq["tls"]:
-        return out or [Finding("tls", OK, f"{ca} loads; mqtt.tls is false")]
-    host, port = mq["host"], mq["port"]
-    try:
-        raw = socket.create_connection((host, port), timeout=probes.timeout)
-    except OSError as e:
-        return out + [Finding("tls", SKIP, f"{host}:{port} unreachable ({e}); see broker")]
-    try:
-        with ctx.wrap_socket(raw, server_hostname=host) as s:
-            peer = s.getpeercert()
-    except ssl.SSLCertVerificationError as e:
-        why = e.verify_message or str(e)
-        if "ostname" in why or "IP address mismatch" in why:
-            fix = f"mqtt.host must be the name in the broker's certificate (not {host!r})"
-        elif "expired" in why:
-            fix = "the broker's certificate expired: its admin must renew it"
-        else:
-            fix = "set mqtt.ca_file to the CA that signed the broker's certificate"
-        return out + [Finding("tls", FAIL, f"TLS failure at {host}:{port}: {why}", fix)]
-    except OSError as e:  # SSLError, or the peer hung up on the handshake
-        why = getattr(e, "reason", None) or e.strerror or str(e)
-        return out + [
-            Finding(
-                "tls",
-                FAIL,
-                f"TLS failure at {host}:{port}: handshake failed ({why})",
-                f"port {port} may not speak TLS: MQTT over TLS is usually 8883 "
-                "(or set mqtt.tls = false)",
-            )
-        ]
-    finally:
-        raw.close()
-    f = _cert_finding(
-        f"the broker's certificate ({host})",
-        peer["notAfter"],
-        now,
-        "ask the broker's admin to renew the certificate",
-    )
-    if f:
-        out.append(f)
-    if not any(x.status in (FAIL, WARN) for x in out):
-        days = _days_left(peer["notAfter"], now)
-        out.append(
-            Finding("tls", OK, f"{host}:{port} certificate verifies, valid {days:.0f} more days")
-        )
-    return out
-
-
-def check_broker(cfg: Config, probes: Probes) -> Finding:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    mq = cfg.mqtt
-    if not mq["enabled"]:
-        return Finding("broker", SKIP, "mqtt.enabled is false: the box records locally only")
-    host, port = mq["host"], mq["port"]
-    where = f"{host}:{port}"
-    password = None
-    if mq["password_file"]:
-        try:
-            password = Path(mq["password_file"]).read_text(encoding="utf-8").splitlines()[0].strip()
-        except (OSError, IndexError) as e:
-            return Finding(
-                "broker",
-                FAIL,
-                f"mqtt.password_file = {mq['password_file']!r}: cannot read ({e})",
-                "write the password into that file: chmod 600, owner vanbox",
-            )
-    # Its own client id: reusing the box's would disconnect the running box.
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"vanbox-doctor-{os.getpid()}")
-    if mq["username"]:
-        c.username_pw_set(mq["username"], password)
-    if mq["tls"]:
-        try:
-            c.tls_set(ca_certs=mq["ca_file"] or None)
-        except (OSError, ssl.SSLError) as e:
-            return Finding("broker", FAIL, f"TLS failure: cannot use mqtt.ca_file ({e})", "see tls")
-    c.connect_timeout = probes.timeout
-    result: dict[str, Any] = {}
-    c.on_connect = lambda client, userdata, flags, rc, props: result.setdefault("rc", rc)
-    # Plain TCP first, so "unreachable" is never mistaken for a TLS or login problem.
-    try:
-        socket.create_connection((host, port), timeout=probes.timeout).close()
-    except socket.gaierror:
-        return Finding(
-            "broker",
-            FAIL,
-            f"{where} unreachable: unknown host {host!r}",
-            "check mqtt.host and that the Pi is online (ping the host)",
-        )
-    except ConnectionRefusedError:
-        return Finding(
-            "broker",
-            FAIL,
-            f"{where} unreachable: connection refused (nothing listens)",
-            "check mqtt.port; is the broker running?",
-        )
-    except OSError as e:
-        return Finding(
-            "broker",
-            FAIL,
-            f"{where} unreachable: {e.strerror or e}",
-            "check the mobile link and any firewall; the box buffers meanwhile",
-        )
-    try:
-        c.connect(host, port, keepalive=10)
-    except OSError as e:  # SSLError included; the port answered TCP a moment ago
-        why = getattr(e, "verify_message", None) or getattr(e, "reason", None) or e
-        if mq["tls"]:
-            return Finding(
-                "broker",
-                FAIL,
-                f"TLS failure at {where}: {why}",
-                "see the tls finding; check mqtt.ca_file, mqtt.host and mqtt.port",
-            )
-        return Finding("broker", FAIL, f"{where}: connection failed ({why})", "check mqtt.port")
-    deadline = time.monotonic() + probes.timeout
-    try:
-        while "rc" not in result and time.monotonic() < deadline:
-            if c.loop(timeout=0.1) != mqtt.MQTT_ERR_SUCCESS:
-                break
-    finally:
-        c.disconnect()
-    if "rc" not in result:
-        hint = "" if mq["tls"] else " (does the port expect TLS? then set mqtt.tls = true)"
-        return Finding(
-            "broker",
-            FAIL,
-            f"{where} accepted the connection but sent no MQTT answer{hint}",
-            "check mqtt.port and mqtt.tls",
-        )
-    rc = result["rc"]
-    if rc.is_failure:
-        if rc.value in (134, 135, 4, 5):
-            who = f"user {mq['username']!r}" if mq["username"] else "anonymous login"
-            return Finding(
-                "broker",
-                FAIL,
-                f"{where} refused the login ({who}: {rc})",
-                "check mqtt.username and the password in mqtt.password_file",
-            )
-        return Finding(
-            "broker", FAIL, f"{where} refused the connection: {rc}", "ask the broker's admin"
-        )
-    who = f"as {mq['username']!r}" if mq["username"] else "anonymously"
-    return Finding(
-        "broker", OK, f"{where} accepts the login {who}{' over TLS' if mq['tls'] else ''}"
-    )
-
-
-# --- clock, disk, database -----------------------------------------------------------
+# --- clock -----------------------------------------------------------
 
 
 def check_clock(cfg: Config, probes: Probes) -> Finding:
@@ -596,103 +380,6 @@ def check_clock(cfg: Config, probes: Probes) -> Finding:
         "get the Pi online so systemd-timesyncd can set the time (`timedatectl status`), "
         "or set gps.set_clock = true to take the time from GPS",
     )
-
-
-def _existing_parent(p: Path) -> Path:
-    p = p.absolute()
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    return p
-
-
-def check_disk(cfg: Config, probes: Probes) -> Finding:
-    db = Path(cfg.database["path"])
-    where = _existing_parent(db.parent)
-    try:
-        free_mb = probes.disk_usage(str(where)).free / 1e6
-    except OSError as e:
-        return Finding("disk", FAIL, f"cannot measure free space at {where}: {e}", "")
-    msg = f"{free_mb:,.0f} MB free at {where}"
-    fix = (
-        "free space: sudo journalctl --vacuum-size=50M; sudo apt-get clean; "
-        "`vanbox prune`; or use a bigger SD card"
-    )
-    if free_mb < DISK_FAIL_MB:
-        return Finding(
-            "disk", FAIL, f"{msg} (under {DISK_FAIL_MB} MB: the box will stop recording)", fix
-        )
-    if free_mb < DISK_WARN_MB:
-        return Finding("disk", WARN, f"{msg} (under {DISK_WARN_MB} MB)", fix)
-    return Finding("disk", OK, msg)
-
-
-def check_database(cfg: Config, probes: Probes) -> Finding:
-    path = Path(cfg.database["path"])
-    if not path.exists():
-        if not path.parent.is_dir():
-            return Finding(
-                "database",
-                WARN,
-                f"{path.parent} does not exist",
-                "run deploy/install.sh (it creates /var/lib/vanbox) or fix database.path",
-            )
-        return Finding(
-            "database", OK, f"{path} not created yet; the box creates it at its first start"
-        )
-    try:
-        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=10)
-    except sqlite3.Error as e:
-        return Finding(
-            "database", FAIL, f"{path}: cannot open ({e})", "check the file's owner (vanbox)"
-        )
-    fix = (
-        "stop the box (sudo systemctl stop vanbox), keep a copy of the file, then recover: "
-        f"sqlite3 {path} '.recover' | sqlite3 {path}.recovered && mv {path}.recovered {path}; "
-        "sudo chown vanbox: the file; start the box"
-    )
-    try:
-        rows = [r[0] for r in conn.execute("PRAGMA integrity_check(20)")]
-        mode = conn.execute("PRAGMA journal_mode").fetchone()[0].lower()
-    except sqlite3.DatabaseError as e:
-        return Finding("database", FAIL, f"{path}: not a readable SQLite database ({e})", fix)
-    finally:
-        conn.close()
-    if rows != ["ok"]:
-        return Finding(
-            "database", FAIL, f"{path}: integrity check failed: {'; '.join(rows[:3])}", fix
-        )
-    if mode != "wal":
-        return Finding(
-            "database",
-            WARN,
-            f"{path}: integrity ok, but journal_mode is {mode}, not wal",
-            "start the box once: it switches the file to WAL",
-        )
-    wrong = _not_owned_by(probes.service_user, [path.parent, path, *_wal_files(path)])
-    if wrong:
-        u = probes.service_user
-        return Finding(
-            "database",
-            FAIL,
-            f"{path}: integrity ok, but {', '.join(wrong)} not owned by {u}: the box cannot "
-            "write (was vanbox started by hand as root?)",
-            f"sudo chown -R {u}: {path.parent}",
-        )
-    size = path.stat().st_size / 1e6
-    return Finding("database", OK, f"{path}: integrity ok, WAL mode, {size:,.1f} MB")
-
-
-def _wal_files(path: Path) -> list[Path]:
-    return [path.with_name(path.name + s) for s in ("-wal", "-shm")]
-
-
-def _not_owned_by(user: str, paths: list[Path]) -> list[str]:
-    """The paths (that exist) not owned by ``user``; none when the user does not exist."""
-    try:
-        uid = pwd.getpwnam(user).pw_uid
-    except KeyError:
-        return []
-    return [str(p) for p in paths if p.exists() and p.stat().st_uid != uid]
 
 
 def check_user(cfg: Config, probes: Probes) -> Finding:
