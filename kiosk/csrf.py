@@ -65,7 +65,8 @@ def valid() -> bool:
     sent = request.form.get(FIELD, "")
     if raw is None or not sent or len(request.form.getlist(FIELD)) != 1:
         return False
-    return hmac.compare_digest(sent, _sign(raw))
+    # as bytes: compare_digest refuses str with non-ASCII characters (a 500 before)
+    return hmac.compare_digest(sent.encode("utf-8", "surrogatepass"), _sign(raw).encode())
 
 
 def _check() -> None:
@@ -73,10 +74,15 @@ def _check() -> None:
         abort(400)
 
 
+def _secure() -> bool:
+    """``Secure`` over HTTPS, or always with ``kiosk.cookie_secure`` (see create_app)."""
+    return request.is_secure or bool(current_app.config.get("SESSION_COOKIE_SECURE"))
+
+
 def _set_cookie(resp: Response) -> Response:
     if g.get("_csrf_new"):
         resp.set_cookie(
-            COOKIE, g._csrf_raw, httponly=True, samesite="Strict", secure=request.is_secure,
+            COOKIE, g._csrf_raw, httponly=True, samesite="Strict", secure=_secure(),
             path="/",
         )  # fmt: skip
     return resp

@@ -2,13 +2,18 @@
 
 - CSV: UTF-8 with a byte order mark (so Excel shows umlauts right), comma-separated,
   one header row with the column names, then the rows exactly as in the table; numbers
-  with a decimal point, dates as ``YYYY-MM-DD``. A text cell that starts with ``=``,
-  ``+``, ``-``, ``@`` or a tab gets a leading ``'`` so a spreadsheet never runs it as a
-  formula.
+  with a decimal point, dates as ``YYYY-MM-DD``. The formula guard: a text cell that
+  starts with ``=``, ``+``, ``-``, ``@``, their full-width or small forms (``＝＋－＠``,
+  ``﹢﹣``, ``−``), or with any blank or control character (space, NBSP, tab, CR, LF, ...;
+  spreadsheets skip those and then see the formula) gets a leading ``'`` so a
+  spreadsheet never runs it as a formula.
 - XLSX (openpyxl): sheet "Daten" holds the header row and the rows with real number and
   date cells (text is always stored as text, never as a formula; an empty text or None is
-  an empty cell); sheet "Info" says what
-  the file is: report, period, van, created, public or internal, note.
+  an empty cell); a text cell the formula guard flags also gets Excel's "quote prefix"
+  (as if typed with a leading ``'``), so editing it does not turn it into a formula
+  either. Control characters XLSX cannot hold (all below U+0020 but tab, LF and CR) are
+  replaced by U+FFFD. Sheet "Info" says what the file is: report, period, van, created,
+  public or internal, note.
 
 File names: ``vanbox-<report>-<period>[-<van>][-public].<ext>``, where the period is
 ``2026-11-03`` (day), ``2026-W45`` (ISO week), ``2026-11`` (month) or ``2026`` (year),
@@ -21,6 +26,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 from collections.abc import Iterable
 from datetime import date, datetime
 
@@ -31,7 +37,23 @@ from openpyxl.utils import get_column_letter
 CSV_MIME = "text/csv; charset=utf-8"
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 FORMATS = {"csv": CSV_MIME, "xlsx": XLSX_MIME}
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# First characters that make a spreadsheet read a cell as a formula, also after blanks.
+FORMULA_START = frozenset("=+-@\uff1d\uff0b\uff0d\uff20\ufe62\ufe63\u2212")
+_XLSX_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def formula_risk(text: str) -> bool:
+    """Would a spreadsheet (Excel, LibreOffice, Google Sheets) possibly read this text
+    cell as a formula? True for a formula sign first, or a blank/control character first
+    (which spreadsheets may skip before looking for one)."""
+    if not text:
+        return False
+    first = text[0]
+    return (
+        first in FORMULA_START
+        or first.isspace()
+        or unicodedata.category(first) in ("Cc", "Cf", "Zs", "Zl", "Zp")
+    )
 
 
 def period_slug(period) -> str:
@@ -73,7 +95,7 @@ def _csv_cell(v):
         return v.isoformat(timespec="seconds")
     if isinstance(v, date):
         return v.isoformat()
-    if isinstance(v, str) and v.startswith(_FORMULA_START):
+    if isinstance(v, str) and formula_risk(v):
         return "'" + v
     return v
 
@@ -94,9 +116,14 @@ def table_csv(table) -> bytes:
 def _xlsx_cell(ws, row: int, col: int, v) -> None:
     if isinstance(v, datetime) and v.tzinfo is not None:
         v = v.replace(tzinfo=None)  # Excel has no time zones: local wall time
+    risky = isinstance(v, str) and formula_risk(v)
+    if isinstance(v, str):
+        v = _XLSX_ILLEGAL.sub("\ufffd", v)
     cell = ws.cell(row=row, column=col, value=None if v is None else v)
     if isinstance(v, str):
         cell.data_type = "s"  # never a formula, whatever the text starts with
+        if risky:
+            cell.quotePrefix = True
     elif isinstance(v, datetime):
         cell.number_format = "yyyy-mm-dd hh:mm"
     elif isinstance(v, date):
