@@ -13,12 +13,14 @@ that is ``NAME:HASH``, split at the first colon. NAME is 1-64 letters, digits, `
 as it changes, so ``vanbox passwd`` takes effect without a restart; a changed password
 or a deleted login also ends that person's open sessions.
 
-Failures are counted per login name (known or not, compared case-insensitively) in the
-memory of the web process: ``staff.max_failures`` failures within
-``staff.lockout_minutes`` lock that name for ``staff.lockout_minutes`` after the last
-failure; a restart forgets them. A session ends after ``staff.session_minutes`` without a
-request (sessions live in the web process's memory: logging out, a timeout or a restart
-ends them for good). Every POST in the staff area must carry the session's CSRF token.
+Failures are counted per login name (known or not, compared case-insensitively) and
+client address, in the database: ``staff.max_failures`` failures within
+``staff.lockout_minutes`` lock that name for that client (see :class:`Lockout` for the
+whole rule: backoff, the per-client limit over all names, bounded storage). A session
+ends after ``staff.session_minutes`` without a request, or at logout. Sessions and
+failures live in the database (migration 0007), so a restart keeps them and several
+web processes share them. Every POST in the staff area must carry the session's CSRF
+token.
 """
 
 from __future__ import annotations
@@ -30,14 +32,14 @@ import logging
 import os
 import re
 import secrets
+import sqlite3
 import tempfile
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import current_app, session
+from flask import current_app, request, session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from telemetry.errors import VanboxError
@@ -260,105 +262,200 @@ class Users:
 
 # --- lockout ---------------------------------------------------------------------------
 
+LOCK_BACKOFF_MAX = 8  # a lockout lasts lockout_minutes x 1, 2, 4, 8 for lockouts in a row
+STRIKES_FORGOTTEN_S = 24 * 3600  # a day without failures and the backoff starts again
+ALL_NAMES = "*"  # the row counting one client's failures over every name
+
 
 class Lockout:
-    """Failed logins per name: ``max_failures`` within ``window_s`` lock the name until
-    ``window_s`` after the last failure. Bounded memory (oldest names forgotten first)."""
+    """Failed logins, kept in the database (table ``staff_failures``) per login name
+    *and* client address, so a restart keeps them and every web process shares them.
 
-    MAX_NAMES = 10_000
+    The rule:
 
-    def __init__(self, max_failures: int, window_s: float) -> None:
+    - ``max_failures`` failures for one name from one client within ``window_s`` lock
+      that name for that client for ``window_s``; each further lockout in a row doubles
+      it, up to 8x. A success or a day without failures resets it.
+    - One client failing ``names_factor x max_failures`` times over *any* names within
+      ``window_s`` is locked for every name (no password spraying, no name flooding).
+    - Somebody else's failures never lock a person out from their own address, and every
+      lockout ends (at the latest ``8 x window_s`` after the last failure); so nobody
+      can keep a name locked out for good.
+    - Storage is bounded: at more than ``max_rows`` rows the oldest rows that are *not*
+      locked are deleted; a live lockout is never deleted to make room, so flooding other
+      names never lifts one.
+    """
+
+    MAX_ROWS = 20_000
+    NAMES_FACTOR = 4
+
+    def __init__(self, store, max_failures: int, window_s: float) -> None:
+        self.store = store
         self.max_failures = max_failures
         self.window_s = window_s
-        self._fails: OrderedDict[str, list[float]] = OrderedDict()
-        self._lock = threading.Lock()
+        self.max_rows = self.MAX_ROWS
 
     @staticmethod
     def key(name: str) -> str:
         return name.strip().lower()[:64]
 
-    def _recent(self, key: str, now: float) -> list[float]:
-        times = [t for t in self._fails.get(key, ()) if now - t < self.window_s]
-        if times:
-            self._fails[key] = times
+    @staticmethod
+    def client_key(client: str | None) -> str:
+        return (client or "-")[:64]
+
+    def locked_until(self, name: str, client: str | None, now: float) -> float | None:
+        rows = (
+            self.store.reader()
+            .execute(
+                "SELECT max(locked_until) FROM staff_failures"
+                " WHERE client = ? AND name IN (?, ?) AND locked_until > ?",
+                (self.client_key(client), self.key(name), ALL_NAMES, now),
+            )
+            .fetchone()
+        )
+        return rows[0] if rows and rows[0] is not None else None
+
+    def _bump(self, conn, name: str, client: str, now: float, limit: int) -> None:
+        row = conn.execute(
+            "SELECT failures, first, last, locked_until, strikes FROM staff_failures"
+            " WHERE name = ? AND client = ?",
+            (name, client),
+        ).fetchone()
+        if row is None:
+            failures, first, strikes, until = 0, now, 0, 0.0
         else:
-            self._fails.pop(key, None)
-        return times
+            failures, first, last, until, strikes = row
+            if now - first >= self.window_s:  # a new window
+                failures, first = 0, now
+            if now - last >= STRIKES_FORGOTTEN_S:
+                strikes = 0
+        failures += 1
+        if failures >= limit and until <= now:
+            until = now + self.window_s * min(LOCK_BACKOFF_MAX, 2**strikes)
+            strikes, failures, first = strikes + 1, 0, now
+        conn.execute(
+            "INSERT OR REPLACE INTO staff_failures"
+            " (name, client, failures, first, last, locked_until, strikes)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (name, client, failures, first, now, until, strikes),
+        )
 
-    def locked_until(self, name: str, now: float) -> float | None:
-        with self._lock:
-            times = self._recent(self.key(name), now)
-            if len(times) >= self.max_failures:
-                return times[-1] + self.window_s
-            return None
+    def failure(self, name: str, client: str | None, now: float) -> None:
+        client = self.client_key(client)
+        try:
+            with self.store.transaction() as conn:
+                self._bump(conn, self.key(name), client, now, self.max_failures)
+                self._bump(conn, ALL_NAMES, client, now, self.max_failures * self.NAMES_FACTOR)
+                self._trim(conn, now)
+        except sqlite3.Error as e:  # the database's health check reports it; log it here
+            log.error("staff login: cannot count a failed login (%s)", e)
 
-    def failure(self, name: str, now: float) -> None:
-        key = self.key(name)
-        with self._lock:
-            times = self._recent(key, now)
-            times.append(now)
-            self._fails[key] = times[-self.max_failures :]
-            self._fails.move_to_end(key)
-            while len(self._fails) > self.MAX_NAMES:
-                self._fails.popitem(last=False)
+    def _trim(self, conn, now: float) -> None:
+        # Forgotten after a day without failures (the backoff is reset by then anyway).
+        conn.execute(
+            "DELETE FROM staff_failures WHERE last < ? AND locked_until <= ?",
+            (now - STRIKES_FORGOTTEN_S, now),
+        )
+        (n,) = conn.execute("SELECT count(*) FROM staff_failures").fetchone()
+        if n <= self.max_rows:
+            return
+        # Old rows first: those whose window and backoff memory are over, then the
+        # oldest unlocked ones. Never a row that is locked now.
+        conn.execute(
+            "DELETE FROM staff_failures WHERE rowid IN (SELECT rowid FROM staff_failures"
+            " WHERE locked_until <= ? ORDER BY last LIMIT ?)",
+            (now, n - self.max_rows),
+        )
 
-    def success(self, name: str) -> None:
-        with self._lock:
-            self._fails.pop(self.key(name), None)
+    def success(self, name: str, client: str | None) -> None:
+        with self.store.transaction() as conn:
+            conn.execute(
+                "DELETE FROM staff_failures WHERE name = ? AND client = ?",
+                (self.key(name), self.client_key(client)),
+            )
+
+    def __len__(self) -> int:
+        return self.store.reader().execute("SELECT count(*) FROM staff_failures").fetchone()[0]
 
 
 # --- sessions --------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Session:
     user: str
     pwid: str
     seen: float
 
 
+def _sid_hash(sid: str) -> str:
+    return hashlib.sha256(sid.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 class Sessions:
-    """Open staff sessions, kept in the web process's memory. The browser's (signed)
-    cookie only carries a random session id, so a logout or a timeout ends the session
-    for good: an old copy of the cookie is worth nothing. A restart logs everybody out."""
+    """Open staff sessions, kept in the database (table ``staff_sessions``): a restart
+    keeps them and every web process on the database shares them. The browser's
+    (signed) cookie carries only a random session id; the table holds its SHA-256, so
+    a copy of the database logs nobody in. A logout or a timeout deletes the row, so an
+    old copy of the cookie is worth nothing."""
 
     MAX_SESSIONS = 1000
+    SEEN_EVERY_S = 10.0  # write "seen" at most this often per session (fewer writes)
 
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, store, timeout_s: float) -> None:
+        self.store = store
         self.timeout_s = timeout_s
-        self._open: dict[str, _Session] = {}
-        self._lock = threading.Lock()
 
     def create(self, user: str, pwid: str, now: float) -> str:
         sid = secrets.token_urlsafe(32)
-        with self._lock:
-            for k in [k for k, v in self._open.items() if now - v.seen > self.timeout_s]:
-                del self._open[k]
-            while len(self._open) >= self.MAX_SESSIONS:  # the least recently used goes
-                del self._open[min(self._open, key=lambda k: self._open[k].seen)]
-            self._open[sid] = _Session(user, pwid, now)
+        with self.store.transaction() as conn:
+            conn.execute("DELETE FROM staff_sessions WHERE seen < ?", (now - self.timeout_s,))
+            (n,) = conn.execute("SELECT count(*) FROM staff_sessions").fetchone()
+            if n >= self.MAX_SESSIONS:  # the least recently used go
+                conn.execute(
+                    "DELETE FROM staff_sessions WHERE id_hash IN (SELECT id_hash FROM"
+                    " staff_sessions ORDER BY seen LIMIT ?)",
+                    (n - self.MAX_SESSIONS + 1,),
+                )
+            conn.execute(
+                "INSERT INTO staff_sessions (id_hash, user, pwid, created, seen)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (_sid_hash(sid), user, pwid, now, now),
+            )
         return sid
 
     def touch(self, sid: str, now: float, *, active: bool = True) -> tuple[_Session | None, str]:
         """The session and "" if it is valid (with ``active``, its idle time starts
         again); else (None, "expired") or (None, "") for an unknown id."""
-        with self._lock:
-            s = self._open.get(sid)
-            if s is None:
-                return None, ""
-            if now - s.seen > self.timeout_s or now < s.seen - 60:
-                del self._open[sid]
-                return None, "expired"
-            if active:
-                s.seen = now
-            return s, ""
+        h = _sid_hash(sid)
+        row = (
+            self.store.reader()
+            .execute("SELECT user, pwid, seen FROM staff_sessions WHERE id_hash = ?", (h,))
+            .fetchone()
+        )
+        if row is None:
+            return None, ""
+        s = _Session(row[0], row[1], row[2])
+        if now - s.seen > self.timeout_s or now < s.seen - 60:
+            self.drop(sid)
+            return None, "expired"
+        if active and now - s.seen >= self.SEEN_EVERY_S:
+            try:
+                with self.store.transaction() as conn:
+                    conn.execute(
+                        "UPDATE staff_sessions SET seen = max(seen, ?) WHERE id_hash = ?",
+                        (now, h),
+                    )
+            except sqlite3.Error as e:  # a full or read-only disk: reading goes on
+                log.warning("staff session: cannot note the last request (%s)", e)
+        return s, ""
 
     def drop(self, sid: str) -> None:
-        with self._lock:
-            self._open.pop(sid, None)
+        with self.store.transaction() as conn:
+            conn.execute("DELETE FROM staff_sessions WHERE id_hash = ?", (_sid_hash(sid),))
 
     def __len__(self) -> int:
-        return len(self._open)
+        return self.store.reader().execute("SELECT count(*) FROM staff_sessions").fetchone()[0]
 
 
 # --- Flask glue ------------------------------------------------------------------------
@@ -372,10 +469,11 @@ class StaffAuth:
 
 
 def init_app(app, staff_cfg: dict) -> StaffAuth:
+    store = app.extensions["vanbox_store"]
     auth = StaffAuth(
         users=Users(staff_cfg["passwd_file"]),
-        lockout=Lockout(staff_cfg["max_failures"], staff_cfg["lockout_minutes"] * 60.0),
-        sessions=Sessions(staff_cfg["session_minutes"] * 60.0),
+        lockout=Lockout(store, staff_cfg["max_failures"], staff_cfg["lockout_minutes"] * 60.0),
+        sessions=Sessions(store, staff_cfg["session_minutes"] * 60.0),
     )
     app.extensions[EXT_KEY] = auth
     return auth
@@ -383,6 +481,11 @@ def init_app(app, staff_cfg: dict) -> StaffAuth:
 
 def get_auth() -> StaffAuth:
     return current_app.extensions[EXT_KEY]
+
+
+def client_address() -> str:
+    """The client's address (behind hub.trusted_proxy: the one the proxy saw)."""
+    return request.remote_addr or "-"
 
 
 def _pwid(hash_: str) -> str:
@@ -415,14 +518,15 @@ def attempt_login(name: str, password: str) -> LoginResult:
     session starts for this login (new session id, new CSRF token)."""
     auth = get_auth()
     now = clock()
-    until = auth.lockout.locked_until(name, now)
+    client = client_address()
+    until = auth.lockout.locked_until(name, client, now)
     if until is not None:
         return LoginResult(False, until)
     hash_ = auth.users.get(name) if NAME_RE.fullmatch(name or "") else None
     if not verify_password(hash_, password):
-        auth.lockout.failure(name, now)
-        return LoginResult(False, auth.lockout.locked_until(name, now))
-    auth.lockout.success(name)
+        auth.lockout.failure(name, client, now)
+        return LoginResult(False, auth.lockout.locked_until(name, client, now))
+    auth.lockout.success(name, client)
     logout()
     session[S_SID] = auth.sessions.create(name, _pwid(hash_), now)
     session[S_CSRF] = secrets.token_urlsafe(32)

@@ -319,3 +319,223 @@ def test_staff_pages_are_not_cached_and_not_framed(app):
     assert login(c).status_code == 302
     for url in PAGES + FILES:
         assert c.get(url).headers["Cache-Control"] == "no-store", url
+
+
+# --- sessions and lockouts live in the database (issue 11 point 7, issue 12 point 7) ---
+
+import hashlib  # noqa: E402
+
+from kiosk.auth import ALL_NAMES, LOCK_BACKOFF_MAX, Lockout  # noqa: E402
+from telemetry.store import Store  # noqa: E402
+
+
+def _cfg(passwd: Path, **staff):
+    values = {"passwd_file": str(passwd), "max_failures": MAX_FAILURES,
+              "lockout_minutes": LOCKOUT_MIN, "session_minutes": SESSION_MIN, **staff}  # fmt: skip
+    return default_config({"staff": values})
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "web.db"
+
+
+@pytest.fixture
+def make_app(passwd, db_path, clock):
+    """A web process on the database file; call again for a restart or a second one."""
+    stores: list[Store] = []
+
+    def make():
+        st = Store(db_path, van="testvan", tid="TV")
+        stores.append(st)
+        return create_app({"TESTING": True}, config=_cfg(passwd), store=st)
+
+    yield make
+    for st in stores:
+        st.close()
+
+
+def _move_cookies(src, dst) -> None:
+    for name in ("session", "vanbox_csrf"):
+        ck = src.get_cookie(name)
+        if ck is not None:
+            dst.set_cookie(name, ck.value)
+
+
+def client_from(app, address: str):
+    c = app.test_client()
+    c.environ_base["REMOTE_ADDR"] = address
+    return c
+
+
+def _rows(db_path: Path, table: str) -> list[tuple]:
+    import sqlite3
+
+    conn = sqlite3.connect(db_path)
+    try:
+        return conn.execute(f"SELECT * FROM {table}").fetchall()  # noqa: S608 - test's own name
+    finally:
+        conn.close()
+
+
+def test_a_restart_keeps_staff_logged_in(make_app, db_path):
+    first = make_app()
+    c = first.test_client()
+    assert login(c).status_code == 302 and logged_in(c)
+    second = make_app()  # the restarted process: new app, new store, same file, no key file
+    assert second.secret_key == first.secret_key  # the signing key is in the database
+    c2 = second.test_client()
+    _move_cookies(c, c2)
+    assert logged_in(c2)
+    # and a staff POST (logout, with the session's CSRF token) works in the new process
+    page = c2.get("/staff/")
+    r = c2.post("/staff/logout", data={"csrf_token": csrf_of(page.text)})
+    assert r.status_code == 302
+    assert not logged_in(c2)
+    assert not logged_in(c)  # ... and in the first process too: the row is gone
+    assert _rows(db_path, "staff_sessions") == []
+
+
+def test_two_processes_share_sessions(make_app):
+    a, b = make_app(), make_app()
+    ca = a.test_client()
+    assert login(ca).status_code == 302
+    cb = b.test_client()
+    _move_cookies(ca, cb)
+    assert logged_in(cb)
+
+
+def test_session_id_is_kept_only_as_a_hash(make_app, db_path):
+    app = make_app()
+    c = app.test_client()
+    assert login(c).status_code == 302
+    with c.session_transaction() as sess:
+        sid = sess[auth.S_SID]
+    rows = _rows(db_path, "staff_sessions")
+    assert len(rows) == 1
+    assert sid not in repr(rows)
+    assert rows[0][0] == hashlib.sha256(sid.encode()).hexdigest()
+    assert rows[0][1] == "anna"
+
+
+def test_expiry_removes_the_row_and_a_restart_does_not_revive_it(make_app, db_path, clock):
+    c = make_app().test_client()
+    assert login(c).status_code == 302
+    clock.advance(SESSION_MIN - 0.5)
+    assert logged_in(c)  # just below the timeout: still in (and active again)
+    clock.advance(SESSION_MIN + 0.5)
+    c2 = make_app().test_client()
+    _move_cookies(c, c2)
+    r = c2.get("/staff/")
+    assert is_login_redirect(r) and "why=expired" in r.headers["Location"]
+    assert _rows(db_path, "staff_sessions") == []
+    assert not logged_in(c)
+
+
+def test_a_lockout_survives_a_restart(make_app, clock):
+    c = make_app().test_client()
+    for _ in range(MAX_FAILURES):
+        login(c, password="falsch-falsch")
+    assert login(c).status_code == 429
+    c2 = make_app().test_client()
+    assert login(c2).status_code == 429  # same name, same address, new process
+    clock.advance(LOCKOUT_MIN + 0.1)
+    assert login(c2).status_code == 302
+
+
+def test_nobody_else_can_lock_a_name_out(make_app):
+    app = make_app()
+    attacker = client_from(app, "203.0.113.9")
+    for _ in range(MAX_FAILURES * 3):
+        login(attacker, password="falsch-falsch")
+    assert login(attacker).status_code == 429  # the attacker's own address is locked
+    anna = client_from(app, "198.51.100.7")
+    assert login(anna).status_code == 302  # anna, from her address, is not
+
+
+def test_one_client_trying_many_names_is_locked_for_all(make_app):
+    app = make_app()
+    c = client_from(app, "203.0.113.10")
+    limit = MAX_FAILURES * Lockout.NAMES_FACTOR
+    # every name stays below its own limit; the client's total is just below its limit
+    for i in range(limit - 1):
+        assert login(c, name=f"n{i // (MAX_FAILURES - 1)}", password="x" * 8).status_code == 401
+    assert login(c, name="ben", password="bens-passwort-2").status_code == 302
+    c = client_from(app, "203.0.113.11")
+    for i in range(limit):
+        r = login(c, name=f"n{i // (MAX_FAILURES - 1)}", password="x" * 8)
+    assert r.status_code == 429
+    assert login(c, name="ben", password="bens-passwort-2").status_code == 429
+
+
+def test_lockouts_back_off_and_always_end(store, clock):
+    lk = Lockout(store, max_failures=3, window_s=60.0)
+    now, durations = 1_000_000.0, []
+    for _ in range(6):
+        for _ in range(3):
+            lk.failure("anna", "10.0.0.1", now)
+        until = lk.locked_until("anna", "10.0.0.1", now)
+        durations.append(until - now)
+        assert lk.locked_until("anna", "10.0.0.1", until - 0.01) is not None  # just before
+        assert lk.locked_until("anna", "10.0.0.1", until + 0.01) is None  # just after
+        now = until + 1
+    assert durations == [60, 120, 240, 480, 480, 480]
+    assert max(durations) == 60 * LOCK_BACKOFF_MAX
+    # a day without failures: the backoff starts again
+    now += 24 * 3600
+    for _ in range(3):
+        lk.failure("anna", "10.0.0.1", now)
+    assert lk.locked_until("anna", "10.0.0.1", now) == now + 60
+    # a success clears the name's count for that client
+    lk.success("anna", "10.0.0.1")
+    assert lk.locked_until("anna", "10.0.0.1", now) is None
+
+
+def test_rows_are_forgotten_after_a_quiet_day_but_live_lockouts_are_kept(store):
+    lk = Lockout(store, max_failures=3, window_s=3 * 86_400.0)  # a lock of 3 days
+    for _ in range(3):
+        lk.failure("anna", "c1", 0.0)
+    lk.failure("ben", "c2", 0.0)
+    assert len(lk) == 4  # anna|c1, *|c1, ben|c2, *|c2
+    lk.failure("carl", "c3", 86_400.0 - 1)  # just under a day: nothing forgotten yet
+    assert len(lk) == 6
+    lk.failure("carl", "c3", 86_400.0 + 1)  # just over a day since ben's failure
+    names = {r[0] for r in store.reader().execute("SELECT name FROM staff_failures")}
+    assert "ben" not in names and "anna" in names  # anna's lockout still runs
+    assert lk.locked_until("anna", "c1", 86_401.0) == 3 * 86_400.0
+
+
+def test_failures_just_below_the_limit_do_not_lock(store):
+    lk = Lockout(store, max_failures=3, window_s=60.0)
+    lk.failure("anna", "c", 100.0)
+    lk.failure("anna", "c", 101.0)
+    assert lk.locked_until("anna", "c", 101.0) is None
+    lk.failure("anna", "c", 100.0 + 60.0)  # the window of the first one is over: 1 again
+    assert lk.locked_until("anna", "c", 160.0) is None
+    lk.failure("anna", "c", 161.0)
+    lk.failure("anna", "c", 162.0)
+    assert lk.locked_until("anna", "c", 162.0) == 222.0
+
+
+def test_flooding_10000_other_names_does_not_lift_a_lockout(store):
+    store._conn.execute("PRAGMA synchronous = OFF")  # speed: this test is about the rule
+    lk = Lockout(store, max_failures=3, window_s=900.0)
+    lk.max_rows = 2000
+    now = 1_000_000.0
+    for _ in range(3):
+        lk.failure("anna", "10.0.0.1", now)
+    assert lk.locked_until("anna", "10.0.0.1", now) is not None
+    for i in range(10_000):  # 10,000 names from 10,000 addresses, two rows each
+        lk.failure(f"name{i}", f"10.1.{i // 250}.{i % 250}", now + 1 + i * 0.01)
+    t = now + 200
+    assert lk.locked_until("anna", "10.0.0.1", t) is not None
+    assert len(lk) <= lk.max_rows + 2  # bounded: only live lockouts may exceed it
+    # the bound is just reached, not undercut
+    assert len(lk) >= lk.max_rows
+    rows = (
+        store.reader()
+        .execute("SELECT name FROM staff_failures WHERE locked_until > ?", (t,))
+        .fetchall()
+    )
+    assert ("anna",) in [tuple(r) for r in rows]
+    assert ALL_NAMES in {r[0] for r in store.reader().execute("SELECT name FROM staff_failures")}
