@@ -33,6 +33,7 @@ SENSOR_KINDS = ("door", "beam", "beam-pair", "none")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # BCM numbers of the GPIO pins on the 40-pin header that are free for inputs.
 GPIO_PINS = tuple(range(2, 28))
+MAX_STRING = 1000  # characters in any string value (paths, names, URLs)
 
 # Municipality centres of the Landkreis Peine (WGS84), from DESIGN.md.
 MUNICIPALITIES = {
@@ -92,6 +93,8 @@ DEFAULTS: dict[str, Any] = {
         "outbox_max_rows": 200_000,
         "client_id": "",
         "reconnect_max_s": 60.0,
+        "reconcile_days": 62,
+        "tally_interval_s": 300.0,
     },
     "publish": {
         "parked_interval_s": 300.0,
@@ -108,6 +111,7 @@ DEFAULTS: dict[str, Any] = {
         "min_checkin_interval_s": 2.0,
         "public_map_url": "",
         "secret_key_file": "",
+        "cookie_secure": False,
         "languages": ["de", "en", "tr", "ar", "uk", "ru", "fa"],
     },
     "staff": {
@@ -132,6 +136,7 @@ DEFAULTS: dict[str, Any] = {
         "tile_url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
         "tile_attribution": "© OpenStreetMap contributors",
         "homeassistant": False,
+        "trusted_proxy": "",
     },
     "tour": {
         "stops": [
@@ -207,24 +212,56 @@ class Config:
 
 
 def default_config(overrides: dict[str, Any] | None = None) -> Config:
-    return _build(_merge(DEFAULTS, overrides or {}, ""), "built-in defaults")
+    return _checked(overrides or {}, "built-in defaults")
+
+
+MAX_FILE_BYTES = 1 << 20  # a config file is a few KiB; more is a mistake
 
 
 def load_config(path: str | Path = DEFAULT_PATH) -> Config:
+    """The validated config from the file. Raises :class:`ConfigError` (one line naming
+    the file or key and the fix) for every problem, never anything else."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: no such file; copy deploy/vanbox.example.toml there and edit it"
         ) from None
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+        raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
+    except ValueError as e:  # e.g. a NUL byte in the path
+        raise ConfigError(f"{_short(str(path))}: not a usable path ({e})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(
+            f"{path}: larger than {MAX_FILE_BYTES // 1024} KiB; is it the right file?"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}, line {line}: not UTF-8 (byte 0x{raw[e.start]:02x}); save the file as UTF-8"
+        ) from None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # any line ends, as text mode
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    return _build(_merge(DEFAULTS, data, ""), str(path))
+    except (ValueError, RecursionError, MemoryError) as e:  # e.g. a number of 5,000 digits
+        raise ConfigError(f"{path}: not usable TOML: {_short(str(e))}") from None
+    return _checked(data, str(path))
+
+
+def _checked(data: dict[str, Any], source: str) -> Config:
+    """_build(_merge(...)), with any slip of the checks turned into a ConfigError."""
+    try:
+        return _build(_merge(DEFAULTS, data, ""), source)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError, OverflowError, KeyError, AttributeError, RecursionError) as e:
+        raise ConfigError(f"{source}: a value cannot be used ({_short(str(e))})") from None
 
 
 # --- merging -------------------------------------------------------------------------
@@ -233,7 +270,7 @@ def load_config(path: str | Path = DEFAULT_PATH) -> Config:
 def _merge(base: dict[str, Any], over: dict[str, Any], prefix: str) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in over.items():
-        name = f"{prefix}{key}"
+        name = _short(f"{prefix}{key}")
         if key not in base:
             hint = difflib.get_close_matches(key, list(base), n=1)
             fix = f"; did you mean {prefix}{hint[0]}?" if hint else "; remove it"
@@ -254,8 +291,26 @@ def _merge(base: dict[str, Any], over: dict[str, Any], prefix: str) -> dict[str,
 # --- checking ------------------------------------------------------------------------
 
 
+def _short(text: str, limit: int = 80) -> str:
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _show(value: Any) -> str:
+    """A short, one-line, printable repr of a value (a huge number cannot even be
+    printed in full: Python refuses ints of more than 4,300 digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"a {value.bit_length()}-bit number"
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):
+        return f"a {type(value).__name__}"
+    return _short(text)
+
+
 def _fail(key: str, value: Any, why: str) -> ConfigError:
-    return ConfigError(f"{key} = {value!r}: {why}")
+    return ConfigError(f"{key} = {_show(value)}: {why}")
 
 
 def _num(
@@ -263,7 +318,11 @@ def _num(
 ) -> float | int:
     v = d[key]
     name = f"{sec}.{key}"
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise _fail(name, v, "must be a number")
+    if isinstance(v, int) and v.bit_length() > 64:  # math.isfinite() would overflow
+        raise _fail(name, v, f"out of range; use a value from {lo:g} to {hi:g}")
+    if not math.isfinite(v):
         raise _fail(name, v, "must be a number")
     if integer and not isinstance(v, int):
         raise _fail(name, v, "must be a whole number")
@@ -283,6 +342,8 @@ def _str(d: dict, sec: str, key: str, *, empty: bool = True) -> str:
     v = d[key]
     if not isinstance(v, str):
         raise _fail(f"{sec}.{key}", v, 'must be a string in quotes, e.g. "text"')
+    if "\0" in v or len(v) > MAX_STRING:
+        raise _fail(f"{sec}.{key}", v, f"no NUL characters and at most {MAX_STRING} characters")
     if not empty and not v.strip():
         raise _fail(f"{sec}.{key}", v, "must not be empty")
     return v
@@ -311,7 +372,7 @@ def _build(d: dict[str, Any], source: str) -> Config:
     tzname = d["timezone"]
     try:
         zoneinfo.ZoneInfo(tzname)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError, OSError):
         raise _fail("timezone", tzname, 'unknown time zone; use e.g. "Europe/Berlin"') from None
 
     van = d["van"]
@@ -363,6 +424,8 @@ def _build(d: dict[str, Any], source: str) -> Config:
     _num(mq, "mqtt", "rate_limit", 0.1, 10_000)
     _num(mq, "mqtt", "outbox_max_rows", 1000, 100_000_000, integer=True)
     _num(mq, "mqtt", "reconnect_max_s", 1, 3600)
+    _num(mq, "mqtt", "reconcile_days", 1, 400, integer=True)
+    _num(mq, "mqtt", "tally_interval_s", 10, 86_400)
 
     pub = d["publish"]
     _num(pub, "publish", "parked_interval_s", 1, 86_400)
@@ -382,6 +445,7 @@ def _build(d: dict[str, Any], source: str) -> Config:
     _num(ki, "kiosk", "min_checkin_interval_s", 0, 600)
     _str(ki, "kiosk", "public_map_url")
     _str(ki, "kiosk", "secret_key_file")
+    _bool(ki, "kiosk", "cookie_secure")
     langs = ki["languages"]
     if not isinstance(langs, list) or not langs or not all(isinstance(x, str) for x in langs):
         raise _fail("kiosk.languages", langs, 'a list of language codes, e.g. ["de", "en"]')
@@ -437,6 +501,11 @@ def _build(d: dict[str, Any], source: str) -> Config:
         )
     _str(hub, "hub", "tile_attribution")
     _bool(hub, "hub", "homeassistant")
+    proxy = _str(hub, "hub", "trusted_proxy")
+    if proxy and not re.fullmatch(r"[0-9A-Fa-f.:]{2,45}", proxy):
+        raise _fail(
+            "hub.trusted_proxy", proxy, 'the IP address of the reverse proxy, e.g. "127.0.0.1"'
+        )
 
     tour = []
     stops = d["tour"].get("stops", [])
