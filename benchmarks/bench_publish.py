@@ -15,6 +15,13 @@
    2 s) and scaled to 8 hours at the configured keepalive (60 s): an upper bound, since
    paho only pings when nothing else went out for a keepalive period. Plain TCP and TLS
    (a throwaway CA made with openssl). Goal: <= 1 MB per day.
+3. The same day with delivery to the hub (issue 11): a real Hub with its Reconciler on the
+   broker, 61 earlier days of history on box and hub (5 service days a week, so the
+   tally spans the 62-day window), the tallies of the day replayed in compressed time
+   with ``Publisher.request_tally`` as the defaults send them (the full one on connect
+   and every 30 min, the changed days every 300 s), each answered by the hub's retained
+   ack, which the box receives. Compared with the same day without
+   reconciliation in the same run. Goal: the whole day still <= 1 MB.
 
 Run: ``.venv/bin/python benchmarks/bench_publish.py [--events N] [--runs R]``.
 """
@@ -360,10 +367,42 @@ def make_certs(d: Path) -> tuple[str, str] | None:
     return str(d / "ca.crt"), extra
 
 
-def day_bytes(tmp: Path, events: list, tls_ca: str | None, extra: str, label: str) -> None:
+def history(box: Store, hub: Store, first: datetime, days: int) -> int:
+    """Earlier service days (5 a week), sent and held by the hub: the tally's window."""
+    n = 0
+    for d in range(days):
+        t = first + timedelta(days=d)
+        if t.weekday() >= 5:
+            continue
+        evs: list = [Footfall(time=t + timedelta(minutes=k), kind="in") for k in range(80)]
+        evs += [CheckIn(time=t, age_group="18-20", topics=("job",)) for _ in range(20)]
+        evs += [Position(time=t + timedelta(seconds=20 * k), lat=52.3, lon=10.2 + k * 1e-5)
+                for k in range(450)]  # fmt: skip
+        sv = StopVisit(arrived=t, name="Peine", municipality="Peine", lat=52.32, lon=10.23)
+        from dataclasses import replace
+
+        evs += [sv, replace(sv, left=t + timedelta(hours=2))]
+        box.record_many(evs)
+        hub.ingest_many([replace(e, van=box.van) for e in evs])
+        n += len(evs)
+    box.mark_sent(r.seq for r in box.pending(10**7))
+    return n
+
+
+def day_bytes(
+    tmp: Path,
+    events: list,
+    tls_ca: str | None,
+    extra: str,
+    label: str,
+    *,
+    reconcile: bool = False,
+    tally_every_s: float = 300.0,
+) -> float:
     broker = Mosquitto(tmp, extra)
     proxy = CountingProxy(broker.port)
     keepalive = DEFAULTS["mqtt"]["keepalive"]
+    hub = hub_store = None
     try:
         db = tmp / f"day-{label}.db"
         store = Store(db, van="jungregio-1", tid="JR")
@@ -375,16 +414,47 @@ def day_bytes(tmp: Path, events: list, tls_ca: str | None, extra: str, label: st
             "ca_file": tls_ca or "",
             "rate_limit": 1000.0,
         }
-        pub = Publisher(store, cfg, van="jungregio-1", tid="JR")
+        if reconcile:
+            from hub.ingest import Hub
+            from hub.reconcile import Reconciler
+
+            hub_store = Store(tmp / f"hub-{label}.db")
+            n_hist = history(store, hub_store, events[0].time - timedelta(days=61), 61)
+            print(f"   [{label}] history: {n_hist:,} events on 61 earlier days, box and hub")
+            rec = Reconciler(hub_store)
+            hub_cfg = {"host": "127.0.0.1", "port": broker.port, "tls": tls_ca is not None,
+                       "ca_file": tls_ca or ""}  # fmt: skip
+            hub = Hub(hub_store, hub_cfg, client_id="bench-hub", on_control=rec)
+            hub.start()
+            hub.wait_connected(10)
+        pub = Publisher(store, cfg, van="jungregio-1", tid="JR", reconcile=reconcile,
+                        tally_min_s=1e9, tally_max_s=1e9)  # fmt: skip
+        sim_now = [events[0].time.timestamp()]
+        if pub.delivery is not None:
+            pub.delivery.clock = lambda: sim_now[0]  # the day's own time: its tally window
         pub.start()
         while not pub.connected:
             time.sleep(0.01)
         t0 = time.perf_counter()
+        next_tally = events[0].time.timestamp() + tally_every_s
+        n_tally = 0
         for ev in events:
+            sim_now[0] = max(sim_now[0], ev.time.timestamp())
             store.record(ev)
             pub.wake()
             while store.outbox_depth():
                 time.sleep(0.002)
+            if reconcile and ev.time.timestamp() >= next_tally:
+                next_tally += tally_every_s
+                acks, sent = pub.stats()["acks_received"], pub.stats()["tallies"]
+                n_tally += 1
+                # changed days every 300 s, the full tally every 30 min (the defaults)
+                pub.request_tally(full=n_tally % round(1800 / tally_every_s) == 0)
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline and (
+                    pub.stats()["tallies"] == sent or pub.stats()["acks_received"] == acks
+                ):
+                    time.sleep(0.002)
         busy = time.perf_counter() - t0
         st = pub.stats()
         pub.stop()
@@ -392,6 +462,9 @@ def day_bytes(tmp: Path, events: list, tls_ca: str | None, extra: str, label: st
         time.sleep(0.3)
         up, down, uc, dc = proxy.snapshot()
         day = up + down
+        if reconcile:
+            print(f"   [{label}] tallies sent {st['tallies']}, acks received "
+                  f"{st['acks_received']}, events re-sent {st['resent']}")  # fmt: skip
         # keepalive: a short real idle period at keepalive 2 s
         store2 = Store(tmp / f"idle-{label}.db", van="jungregio-1", tid="JR")
         pub2 = Publisher(store2, {**cfg, "keepalive": 2}, van="jungregio-1", tid="JR")
@@ -436,8 +509,13 @@ def day_bytes(tmp: Path, events: list, tls_ca: str | None, extra: str, label: st
             f" fixes/day would be ~{raw / max(1, kinds.get('Position', 1)) * 28800 / 1e6:.1f}"
             " MB of payload"
         )
+        return total
     finally:
         proxy.close()
+        if hub is not None:
+            hub.stop()
+        if hub_store is not None:
+            hub_store.close()
         broker.stop()
 
 
@@ -449,12 +527,19 @@ def bench_bytes(tmp: Path) -> None:
         f"{pub['driving_interval_s']:g} s, {pub['deadband_m']:g} m; 2 h driving, 6 h parked"
     )
     events = service_day()
-    day_bytes(tmp, events, None, "", "plain TCP")
+    base = day_bytes(tmp, events, None, "", "plain TCP")
     certs = make_certs(tmp)
     if certs:
         day_bytes(tmp, events, certs[0], certs[1], "TLS")
     else:
         print("   [TLS] skipped: openssl not found")
+    print("== 3. the same day with delivery to the hub: tally every 300 s, the hub's acks ==")
+    with_rec = day_bytes(tmp, events, None, "", "plain TCP + reconcile", reconcile=True)
+    print(f"   reconciliation adds {with_rec - base:,.0f} B/day ({with_rec / base:.2f} x the day"
+          f" without it); total {with_rec / 1e6:.3f} MB (goal <= 1 MB: "
+          f"{'met' if with_rec <= 1e6 else 'NOT met'})")  # fmt: skip
+    if certs:
+        day_bytes(tmp, events, certs[0], certs[1], "TLS + reconcile", reconcile=True)
 
 
 def main() -> int:

@@ -1,12 +1,19 @@
 """Plain event objects: what drivers and the kiosk hand to the store.
 
-Every event gets a globally unique, time-ordered id (UUIDv7) when it is created,
-so ids sort by creation time and a receiver can de-duplicate redeliveries.
+Every event gets a globally unique id when it is created, so a receiver can
+de-duplicate redeliveries. Positions, counts and stop visits get a time-ordered UUIDv7.
+A check-in gets a random UUIDv4 (issue 12.5): a UUIDv7 carries its creation time to the
+millisecond, which would defeat the check-in's time rounded to the hour. Check-ins are
+ordered by their stored hour, never by id. Old check-in ids (UUIDv7, before migration
+0005) are mapped to a UUIDv4 by :func:`checkin_id`, deterministically, so box, hub and a
+re-sent old payload all arrive at the same new id.
 The van id is filled in by the store that records the event (``van=""`` until then).
 """
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -16,6 +23,21 @@ import uuid6
 def new_id() -> str:
     """A new UUIDv7 as a 36-character string; ids created later sort later."""
     return str(uuid6.uuid7())
+
+
+def new_checkin_id() -> str:
+    """A new random UUIDv4: a check-in id says nothing about when it was made."""
+    return str(uuid.uuid4())
+
+
+def checkin_id(old: str) -> str:
+    """The check-in id to store for ``old``: unchanged unless it is a timed UUID (version
+    1, 6 or 7), which becomes the UUIDv4 made from ``sha256(old)`` (version and variant
+    bits set). Deterministic, so every database maps an old id to the same new one."""
+    if len(old) != 36 or old[14] not in "167" or old[8] != "-":
+        return old
+    digest = hashlib.sha256(old.lower().encode("ascii", "replace")).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
 def utcnow() -> datetime:
@@ -101,10 +123,14 @@ class CheckIn:
     first_visit: bool | None = None
     heard_from: str | None = None
     language: str | None = None
-    id: str = field(default_factory=new_id)
+    id: str = field(default_factory=new_checkin_id)
     van: str = ""
 
     def __post_init__(self) -> None:
+        if isinstance(self.id, str):
+            mapped = checkin_id(self.id)
+            if mapped != self.id:  # an old, timed id (a re-sent payload from before 0005)
+                object.__setattr__(self, "id", mapped)
         if self.time.minute or self.time.second or self.time.microsecond:
             object.__setattr__(self, "time", self.time.replace(minute=0, second=0, microsecond=0))
 

@@ -27,6 +27,17 @@ sent, without hand-overs between threads:
 - Every ``thin_every_s`` the outbox is kept within ``mqtt.outbox_max_rows``
   (``Store.thin_outbox``: old track points go first, counts and check-ins never).
 
+Delivery to the hub (telemetry/tally.py): on every connect the pump subscribes (QoS 1)
+to ``<prefix>/<van>/ack`` and ``<prefix>/<van>/plan``. It publishes the box's full
+per-day tally (QoS 1, retained) on connect, after a resend has drained, at least every
+``tally_max_s`` (a day), and when counts changed since the last full one at most every
+``tally_full_s`` (30 min); in between, when the counts changed (at most every
+``tally_min_s``, default 300 s), a tally of today only (not retained: the retained one
+stays a full tally for a hub that subscribes), or the full one if an older day changed.
+An ack goes to :meth:`telemetry.tally.BoxDelivery.on_ack`, which re-enqueues what the
+hub misses; a malformed ack is logged and ignored. A plan goes to the optional
+``on_plan(payload: bytes)`` callback; its exceptions are logged, never raised.
+
 The pump notices new outbox rows by polling ``PRAGMA data_version`` on its own read
 connection every ``poll_s`` (20 ms by default, a memory read when nothing changed);
 :meth:`Publisher.wake` (one byte on a socket pair) makes it look at once. Nothing raises
@@ -38,6 +49,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import math
 import random
 import select
 import socket
@@ -56,6 +68,7 @@ from . import topics
 from .config import DEFAULTS
 from .errors import VanboxError
 from .store import PRIORITY, Store
+from .tally import DEFAULT_WINDOW_DAYS, RESEND_POSITION_PRIORITY, BoxDelivery
 
 log = logging.getLogger("vanbox.publisher")
 
@@ -208,6 +221,12 @@ class Publisher:
         poll_s: float = 0.02,
         connect_timeout: float = 10.0,
         stop_drain_s: float = 1.0,
+        on_plan: Callable[[bytes], None] | None = None,
+        reconcile: bool = True,
+        tally_min_s: float | None = None,
+        tally_max_s: float = 86_400.0,
+        tally_full_s: float = 1800.0,
+        resend_backoff_s: float = 600.0,
     ) -> None:
         cfg = {**DEFAULTS["mqtt"], **mqtt_cfg}
         if track_batch < 1 or max_inflight < 1:
@@ -242,6 +261,33 @@ class Publisher:
         self._refill_at = max(1, self.max_inflight // 4)
         self.status_topic = topics.topic(self.prefix, van, "status")
         self._topic = {k: topics.topic(self.prefix, van, k) for k in topics.KINDS}
+        self.on_plan = on_plan
+        # mqtt.reconcile_days / mqtt.tally_interval_s (validated in telemetry/config.py;
+        # the defaults here serve callers that pass a partial mqtt section).
+        self.delivery: BoxDelivery | None = (
+            BoxDelivery(
+                store,
+                window_days=int(cfg.get("reconcile_days", DEFAULT_WINDOW_DAYS)),
+                backoff_s=resend_backoff_s,
+            )
+            if reconcile
+            else None
+        )
+        self.tally_min_s = float(
+            tally_min_s if tally_min_s is not None else cfg.get("tally_interval_s", 300.0)
+        )
+        self.tally_max_s = float(tally_max_s)
+        self.tally_full_s = float(tally_full_s)
+        self._tally_due = False
+        self._tally_at = -math.inf
+        self._full_at = -math.inf
+        self._full_mark = -1
+        self._tally_mark = -1
+        self._resend_waiting = False
+        self._tallies = 0
+        self._acks_in = 0
+        self._bad_acks = 0
+        self._plans_in = 0
 
         self._rng = random.Random()
         self._bucket = TokenBucket(self.rate_limit)
@@ -299,6 +345,16 @@ class Publisher:
         except (BlockingIOError, OSError):
             pass  # already woken (buffer full) or closed
 
+    def request_tally(self, *, full: bool = False) -> None:
+        """Publish a tally at the next chance as if its interval had passed: the full one
+        (retained) with ``full``, else the changed days, if any (safe from any thread; the
+        benchmark replays a day's tallies in compressed time with it)."""
+        if full:
+            self._tally_due = True
+        else:
+            self._tally_at = -math.inf
+        self.wake()
+
     @property
     def connected(self) -> bool:
         c = self._conn
@@ -319,6 +375,11 @@ class Publisher:
             "outbox_depth": self._depth,
             "oldest_age_s": None if oldest is None else round(max(0.0, time.time() - oldest), 1),
             "thinned": self._thinned,
+            "tallies": self._tallies,
+            "acks_received": self._acks_in,
+            "bad_acks": self._bad_acks,
+            "resent": self.delivery.resent if self.delivery else 0,
+            "plans_received": self._plans_in,
         }
 
     # --- paho callbacks (called by paho inside loop_read/loop_misc, in the pump) -----
@@ -332,6 +393,11 @@ class Publisher:
             c.lost = True
         else:
             client.publish(self.status_topic, topics.ONLINE, qos=1, retain=True)
+            subs = [(self._topic["plan"], 1)]
+            if self.delivery is not None:
+                subs.append((self._topic["ack"], 1))
+                self._tally_due = True
+            client.subscribe(subs)
             c.connected = True
             c.connected_at = time.monotonic()
             if self._ever_connected:
@@ -352,6 +418,75 @@ class Publisher:
 
     def _on_publish(self, gen: int, mid: int, rc: Any) -> None:
         self._acks.append((gen, mid, bool(getattr(rc, "is_failure", False))))
+
+    def _on_message(self, gen: int, msg: mqtt.MQTTMessage) -> None:
+        """An ack or a plan for this van (nothing else is subscribed)."""
+        c = self._conn
+        if c is None or c.gen != gen:
+            return
+        if msg.topic == self._topic["plan"]:
+            self._plans_in += 1
+            if self.on_plan is not None:
+                try:
+                    self.on_plan(bytes(msg.payload))
+                except Exception:  # noqa: BLE001 - a plan handler must not stop publishing
+                    log.exception("the plan handler failed")
+            return
+        if msg.topic != self._topic["ack"] or self.delivery is None:
+            return
+        self._acks_in += 1
+        try:
+            added = self.delivery.on_ack(msg.payload)
+        except VanboxError as e:  # PayloadError: malformed, StoreError: cannot write
+            self._bad_acks += 1
+            log.warning("ack from the hub ignored: %s", e)
+            return
+        except Exception:  # noqa: BLE001 - e.g. sqlite3.Error
+            self._bad_acks += 1
+            log.exception("cannot handle the hub's ack")
+            return
+        if added:
+            self._resend_waiting = True
+            c.more = True
+
+    def _maybe_tally(self, c: _Conn, now: float) -> None:
+        """Publish the tally when it is due (see the module docstring): the full one,
+        retained, on connect, after a resend and daily; in between, when counts changed
+        (at most every ``tally_min_s``), only the days that changed, not retained."""
+        if self.delivery is None or not c.connected or c.lost:
+            return
+        mark = self._rows_acked + self._thinned + self.delivery.resent
+        if self._resend_waiting and not c.inflight and not c.more:
+            self._tally_due = True
+            self._resend_waiting = False
+        full = (
+            self._tally_due
+            or now - self._full_at >= self.tally_max_s
+            or (mark != self._full_mark and now - self._full_at >= self.tally_full_s)
+        )
+        if not full and (mark == self._tally_mark or now - self._tally_at < self.tally_min_s):
+            return
+        if self._bucket.available() < 1:
+            return
+        self._drain_acks()
+        self._flush_acked(force=True)
+        got = self.delivery.next_tally(full=full)
+        self._tally_mark = self._rows_acked + self._thinned + self.delivery.resent
+        self._tally_at = now
+        if got is None:
+            return  # nothing changed in the counts
+        payload, full = got
+        info = c.client.publish(self._topic["tally"], payload, qos=1, retain=full)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._last_error = f"publish failed: {mqtt.error_string(info.rc)}"
+            c.lost = True
+            return
+        self._bucket.take()
+        if full:
+            self._tally_due = False
+            self._full_at = now
+            self._full_mark = self._tally_mark
+        self._tallies += 1
 
     # --- the pump -------------------------------------------------------------------
 
@@ -402,7 +537,9 @@ class Publisher:
                 self._last_error = f"no CONNACK from {self.host}:{self.port} in time"
                 self._close(reconnect=True)
             return self.poll_s
-        return self._fill(c)
+        wait = self._fill(c)
+        self._maybe_tally(c, now)
+        return wait
 
     def _io(self, timeout: float) -> None:
         """Wait up to ``timeout`` for the broker socket or a wake-up, then let paho read,
@@ -451,6 +588,7 @@ class Publisher:
         client.on_connect = lambda cl, _u, _f, rc, _p: self._on_connect(gen, cl, rc)
         client.on_disconnect = lambda _c, _u, _f, rc, _p: self._on_disconnect(gen, rc)
         client.on_publish = lambda _c, _u, mid, rc, _p: self._on_publish(gen, mid, rc)
+        client.on_message = lambda _c, _u, msg: self._on_message(gen, msg)
         client.will_set(self.status_topic, topics.OFFLINE, qos=1, retain=True)
         if self.username:
             client.username_pw_set(self.username, self.password)
@@ -600,6 +738,30 @@ class Publisher:
                 c.cursor[prio] = rows[-1][0]
         if len(out) < n:
             out.extend(self._position_messages(c, n - len(out)))
+        if len(out) < n:
+            out.extend(self._resent_track_messages(c, n - len(out)))
+        return out
+
+    def _resent_track_messages(self, c: _Conn, n: int) -> list[_Msg]:
+        """Track points re-sent for the hub: ``track`` batches only, never ``location``."""
+        prio = RESEND_POSITION_PRIORITY
+        rows = (
+            self.store.reader()
+            .execute(
+                "SELECT seq, payload FROM outbox WHERE priority = ? AND seq > ?"
+                " ORDER BY seq LIMIT ?",
+                (prio, c.cursor.get(prio, 0), n * self.track_batch),
+            )
+            .fetchall()
+        )
+        out: list[_Msg] = []
+        for i in range(0, len(rows), self.track_batch):
+            chunk = rows[i : i + self.track_batch]
+            points = [json.loads(p) for _, p in chunk]
+            payload = topics.dumps(topics.track_payload(points, self.tid))
+            out.append(_Msg(self._topic["track"], payload, False, [s for s, _ in chunk]))
+        if rows:
+            c.cursor[prio] = rows[-1][0]
         return out
 
     def _position_messages(self, c: _Conn, n: int) -> list[_Msg]:

@@ -12,6 +12,9 @@ The daily job (``vanbox prune``) does, in this order:
    the reports group by); unplanned ones older than the retention lose their exact place:
    their coordinates are rounded to 0.01 degrees (about 1 km), as they may be home visits.
    The outbox is never touched: an unsent row stays until the broker has it.
+   On a box that publishes (its publisher keeps the hub's acks, telemetry/tally.py),
+   raw events of days the hub has not confirmed complete are kept, whatever their age,
+   so they can still be sent again; the summary says how many days were kept.
 
 Late rows for a day that was already pruned (a hub receiving a van's very old backlog)
 are ignored by the reports and deleted by the next run; they are older than the
@@ -27,6 +30,7 @@ from datetime import datetime, time, timedelta
 from .events import to_epoch
 from .reports import raw_metrics
 from .store import Store
+from .tally import unconfirmed_days
 
 FOLD_BATCH_DAYS = 7  # days per write transaction: the box's writers wait meanwhile
 
@@ -39,13 +43,31 @@ class PruneResult:
     footfall: int
     checkins: int
     cutoff: str  # first local day kept
+    kept: tuple[str, ...] = ()  # older days kept: the hub has not confirmed them yet
 
     def summary(self) -> str:
-        return (
+        text = (
             f"folded {self.folded_days} day(s); deleted {self.positions} positions,"
             f" {self.footfall} footfall events and {self.checkins} check-ins from"
             f" {self.pruned_days} day(s) before {self.cutoff}"
         )
+        if self.kept:
+            text += (
+                f"; kept {len(self.kept)} older day(s) the hub has not confirmed yet"
+                f" ({self.kept[0]}{' .. ' + self.kept[-1] if len(self.kept) > 1 else ''})"
+            )
+        return text
+
+
+def tracks_delivery(store: Store) -> bool:
+    """Whether this is a box whose publisher tracks the hub's acks (MQTT enabled)."""
+    if not store.van:
+        return False
+    with store._lock:
+        row = store._conn.execute(
+            "SELECT value FROM meta WHERE key = 'delivery_tracked'"
+        ).fetchone()
+    return bool(row and row[0])
 
 
 def fold(store: Store, now: datetime, *, before: str | None = None) -> int:
@@ -100,14 +122,25 @@ def cutoff_day(store: Store, retention_days: int, now: datetime) -> str:
 
 
 def prune(
-    store: Store, retention_days: int, now: datetime, *, dry_run: bool = False
+    store: Store,
+    retention_days: int,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    keep_unconfirmed: bool | None = None,
 ) -> PruneResult:
     """Fold, then delete raw events older than ``retention_days`` (see module docstring).
-    With ``dry_run`` nothing is written; the result says what would be deleted."""
+    With ``dry_run`` nothing is written; the result says what would be deleted.
+    ``keep_unconfirmed`` (default: :func:`tracks_delivery`) keeps the raw events of the
+    days the hub has not confirmed."""
     if retention_days < 1:
         raise ValueError("retention_days must be at least 1")
     cut = cutoff_day(store, retention_days, now)
     cut_ts = to_epoch(datetime.combine(datetime.fromisoformat(cut).date(), time(), store.tz))
+    if keep_unconfirmed is None:
+        keep_unconfirmed = tracks_delivery(store)
+    kept = tuple(unconfirmed_days(store, cut)) if keep_unconfirmed else ()
+    keep_sql = f" AND day NOT IN ({','.join('?' * len(kept))})" if kept else ""
     if dry_run:
         with store._lock:
             c = store._conn
@@ -116,13 +149,16 @@ def prune(
                 (store.local(now).date().isoformat(),),
             ).fetchone()[0]
             days = c.execute(
-                "SELECT count(*) FROM agg_days WHERE state < 2 AND day < ?", (cut,)
+                f"SELECT count(*) FROM agg_days WHERE state < 2 AND day < ?{keep_sql}",
+                (cut, *kept),
             ).fetchone()[0]
             counts = [
-                c.execute(f"SELECT count(*) FROM {t} WHERE day < ?", (cut,)).fetchone()[0]
+                c.execute(
+                    f"SELECT count(*) FROM {t} WHERE day < ?{keep_sql}", (cut, *kept)
+                ).fetchone()[0]
                 for t in ("positions", "footfall", "checkins")
             ]
-        return PruneResult(stale, days, *counts, cut)
+        return PruneResult(stale, days, *counts, cut, kept)
     folded = fold(store, now)
     with store.transaction() as conn:
         # Whatever became stale since the fold (a row written meanwhile) is folded now,
@@ -140,20 +176,20 @@ def prune(
         n_pos = n_ff = n_ci = 0
         for van in vans:
             n_pos += conn.execute(
-                "DELETE FROM positions WHERE van = ? AND ts < ?", (van, cut_ts)
+                f"DELETE FROM positions WHERE van = ? AND ts < ?{keep_sql}", (van, cut_ts, *kept)
             ).rowcount
             n_ff += conn.execute(
-                "DELETE FROM footfall WHERE van = ? AND day < ?", (van, cut)
+                f"DELETE FROM footfall WHERE van = ? AND day < ?{keep_sql}", (van, cut, *kept)
             ).rowcount
             n_ci += conn.execute(
-                "DELETE FROM checkins WHERE van = ? AND day < ?", (van, cut)
+                f"DELETE FROM checkins WHERE van = ? AND day < ?{keep_sql}", (van, cut, *kept)
             ).rowcount
         days = conn.execute(
-            "UPDATE agg_days SET state = 2 WHERE state = 1 AND day < ?", (cut,)
+            f"UPDATE agg_days SET state = 2 WHERE state = 1 AND day < ?{keep_sql}", (cut, *kept)
         ).rowcount
         conn.execute(
             "UPDATE stop_visits SET lat = round(lat, 2), lon = round(lon, 2)"
             " WHERE planned = 0 AND day < ? AND (lat != round(lat, 2) OR lon != round(lon, 2))",
             (cut,),
         )
-    return PruneResult(folded, days, n_pos, n_ff, n_ci, cut)
+    return PruneResult(folded, days, n_pos, n_ff, n_ci, cut, kept)

@@ -30,7 +30,17 @@ import sqlite_utils
 
 from . import topics
 from .errors import StoreError
-from .events import CheckIn, Event, Footfall, Position, StopVisit, from_epoch, to_epoch, utcnow
+from .events import (
+    CheckIn,
+    Event,
+    Footfall,
+    Position,
+    StopVisit,
+    checkin_id,
+    from_epoch,
+    to_epoch,
+    utcnow,
+)
 
 PRIORITY = {"footfall": 0, "checkin": 0, "stop": 0, "position": 1}
 
@@ -57,6 +67,10 @@ def migrations() -> list[tuple[int, str, str]]:
     if numbers != list(range(1, len(numbers) + 1)):
         raise StoreError(f"migrations must be numbered 1..n without gaps, found {numbers}")
     return out
+
+
+def _sql_checkin_id(old: object) -> object:
+    return checkin_id(old) if isinstance(old, str) else old
 
 
 class Store:
@@ -96,6 +110,8 @@ class Store:
         if str(self.path) != ":memory:" and mode.lower() != "wal":
             raise StoreError(f"{self.path}: could not switch to WAL mode (got {mode})")
         conn.execute("PRAGMA synchronous = FULL")
+        # Migration 0005 maps old check-in ids with it (the same mapping as CheckIn's).
+        conn.create_function("vanbox_checkin_id", 1, _sql_checkin_id, deterministic=True)
         return conn
 
     def _migrate(self) -> None:
@@ -259,7 +275,7 @@ class Store:
                 sql += (
                     ' ON CONFLICT(id) DO UPDATE SET "left" = excluded."left"'
                     ' WHERE excluded."left" IS NOT NULL AND stop_visits."left" IS NOT'
-                    ' excluded."left"'
+                    ' excluded."left" AND stop_visits.van = excluded.van'
                 )
             else:
                 sql = sql.replace("INSERT", "INSERT OR IGNORE", 1)
@@ -346,20 +362,35 @@ class Store:
             excess = depth - max_rows
             if excess <= 0:
                 return 0
-            removed = conn.execute(
+            ids = conn.execute(
                 "DELETE FROM outbox WHERE seq IN (SELECT seq FROM (SELECT seq, row_number()"
                 " OVER (ORDER BY seq) AS rn FROM outbox WHERE kind = 'position')"
-                " WHERE rn % 2 = 0 ORDER BY seq LIMIT ?)",
+                " WHERE rn % 2 = 0 ORDER BY seq LIMIT ?) RETURNING event_id",
                 (excess,),
-            ).rowcount
-            if removed < excess:
-                removed += conn.execute(
+            ).fetchall()
+            if len(ids) < excess:
+                ids += conn.execute(
                     "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox"
-                    " WHERE kind = 'position' ORDER BY seq LIMIT ?)",
-                    (excess - removed,),
-                ).rowcount
+                    " WHERE kind = 'position' ORDER BY seq LIMIT ?) RETURNING event_id",
+                    (excess - len(ids),),
+                ).fetchall()
+            removed = len(ids)
             self._bump(conn, "outbox_thinned", removed)
+            self._note_thinned(conn, [r[0] for r in ids])
             return removed
+
+    def _note_thinned(self, conn: sqlite3.Connection, ids: list[str]) -> None:
+        """Count thinned (never sent) track points per day, so the tally to the hub
+        leaves them out (telemetry/tally.py)."""
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            conn.execute(
+                "INSERT INTO delivery_thinned (day, kind, n) SELECT day, 'position', count(*)"
+                f" FROM positions WHERE id IN ({marks}) GROUP BY day"
+                " ON CONFLICT(day, kind) DO UPDATE SET n = n + excluded.n",
+                chunk,
+            )
 
     # --- counters and summaries -----------------------------------------------------
 

@@ -45,7 +45,7 @@ def stream(rng: random.Random) -> list:
         elif r < 0.8:
             out.append(Footfall(time=t, kind=rng.choice(("in", "out", "pass")), sensor="beam-pair"))
         elif r < 0.97:
-            out.append(CheckIn(time=t, age_group="21-23", topics=("money",), language="de"))
+            out.append(CheckIn(time=t, age_group="21-24", topics=("money",), language="de"))
         else:
             out.append(StopVisit(arrived=t, name=f"Halt {i}", municipality="Ilsede", lat=52.263,
                                  lon=10.184, planned=False))  # fmt: skip

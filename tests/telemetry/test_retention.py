@@ -185,3 +185,29 @@ def test_vanbox_prune_command(tmp_path, capsys):
     conf.write_text(f'[database]\npath = "{tmp_path / "none.db"}"\n', encoding="utf-8")
     assert cli.main(["prune", "--config", str(conf)]) == 2
     assert "no database there" in capsys.readouterr().err
+
+
+def test_a_publishing_box_keeps_days_the_hub_has_not_confirmed(store):
+    from telemetry.tally import BoxDelivery, encode
+
+    old = datetime(2024, 1, 8, 10, tzinfo=UTC)  # 2024-01-08 in Berlin, long past retention
+    store.record_many(
+        [Position(old + timedelta(minutes=i), 52.32, 10.23) for i in range(5)]
+        + [Footfall(old + timedelta(minutes=i), "in", "beam-pair", 1) for i in range(3)]
+    )
+    store.mark_sent(r.seq for r in store.pending(100))
+    delivery = BoxDelivery(store, window_days=400, clock=lambda: old.timestamp() + 3600)
+    result = prune(store, 30, NOW)
+    assert (result.positions, result.footfall) == (0, 0)
+    assert result.kept == ("2024-01-08",)
+    assert "kept 1 older day(s) the hub has not confirmed yet (2024-01-08)" in result.summary()
+    assert store.count("positions") == 5
+    # The hub holds one footfall event less: still kept.
+    delivery.on_ack(encode({"2024-01-08": {"footfall": 2, "position": 5}}, tst=old.timestamp()))
+    assert prune(store, 30, NOW).kept == ("2024-01-08",)
+    # Confirmed: deleted like any old day.
+    delivery.on_ack(encode({"2024-01-08": {"footfall": 3, "position": 5}}, tst=old.timestamp()))
+    result = prune(store, 30, NOW)
+    assert (result.positions, result.footfall, result.kept) == (5, 3, ())
+    # A box without MQTT (or the hub itself) never keeps anything back.
+    assert prune(store, 30, NOW, keep_unconfirmed=False).kept == ()

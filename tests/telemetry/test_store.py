@@ -189,3 +189,85 @@ def test_listeners_are_called_after_each_commit(store):
     store.record_many([pos(2), pos(3)])
     assert calls == [1, 3]
     assert store.count("positions") == 3
+
+
+# --- issue 12.5: check-in ids carry no time -------------------------------------------
+
+
+def test_new_checkin_ids_are_random_uuid4(store):
+    import uuid
+
+    ids = [store.record(CheckIn(time=T0, age_group="18-20")).id for _ in range(50)]
+    for i in ids:
+        u = uuid.UUID(i)
+        assert u.version == 4 and u.variant == uuid.RFC_4122
+        assert i[14] == "4"  # the version nibble: no UUIDv7 millisecond clock in it
+    assert len(set(ids)) == 50
+    # Other events keep their time-ordered UUIDv7.
+    assert store.record(pos(1)).id[14] == "7"
+
+
+def _old_database(path, old_ids: list[str], *, outbox: bool) -> None:
+    """A database as release 0004 left it, with UUIDv7 check-in ids."""
+    conn = sqlite3.connect(path)
+    for number, _name, sql in migrations()[:4]:
+        conn.executescript(sql + f"\n;PRAGMA user_version = {number};")
+    for i, old in enumerate(old_ids):
+        conn.execute(
+            "INSERT INTO checkins (id, van, ts, day, hour, age_group, topics) VALUES"
+            " (?, 'v', ?, '2026-06-01', 12, '18-20', '[]')",
+            (old, T0.timestamp() + 3600 * i),
+        )
+        if outbox:
+            payload = json.dumps({"id": old, "tst": int(T0.timestamp()), "age_group": "18-20",
+                                  "topics": [], "first_visit": None, "heard_from": None,
+                                  "lang": None}, separators=(",", ":"))  # fmt: skip
+            conn.execute(
+                "INSERT INTO outbox (event_id, kind, priority, payload, created)"
+                " VALUES (?, 'checkin', 0, ?, 0)",
+                (old, payload),
+            )
+    conn.commit()
+    conn.close()
+
+
+def test_migration_maps_old_checkin_ids_alike_on_box_and_hub(tmp_path):
+    import uuid
+
+    from telemetry import topics
+    from telemetry.events import checkin_id
+
+    old = [new_id() for _ in range(3)]
+    assert all(i[14] == "7" for i in old)
+    _old_database(tmp_path / "box.db", old, outbox=True)
+    _old_database(tmp_path / "hub.db", old, outbox=False)
+    box, hub = Store(tmp_path / "box.db", van="v"), Store(tmp_path / "hub.db")
+    try:
+        q = "SELECT id FROM checkins ORDER BY ts"
+        box_ids = [r[0] for r in box.reader().execute(q)]
+        hub_ids = [r[0] for r in hub.reader().execute(q)]
+        assert box_ids == hub_ids == [checkin_id(i) for i in old]
+        assert all(uuid.UUID(i).version == 4 for i in box_ids)
+        assert not set(box_ids) & set(old)
+        rows = box.pending()
+        assert [r.event_id for r in rows] == box_ids
+        assert [json.loads(r.payload)["id"] for r in rows] == box_ids
+        # A check-in re-sent with its old id (a box not migrated yet) is stored once.
+        m = topics.decode("vanbox/v/checkin", rows[0].payload.replace(box_ids[0], old[0]))
+        assert m.events[0].id == box_ids[0]
+        assert hub.ingest_many(m.events) == 0
+        assert hub.count("checkins") == 3
+    finally:
+        box.close()
+        hub.close()
+
+
+def test_checkin_id_mapping_is_deterministic_and_leaves_uuid4_alone():
+    from telemetry.events import checkin_id, new_checkin_id
+
+    old = new_id()
+    assert checkin_id(old) == checkin_id(old) == checkin_id(old.upper())
+    assert checkin_id(old)[14] == "4"
+    v4 = new_checkin_id()
+    assert checkin_id(v4) == v4
+    assert checkin_id("not-an-id") == "not-an-id"
