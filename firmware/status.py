@@ -3,6 +3,10 @@
 Reads the database directly (last fix and its age, outbox depth, today's counts) and asks
 the running box over its local web port for what only the process knows (broker
 connection, GPS port). Exit status 0 when the box answers, 1 when it does not.
+
+``--url`` may also name a hub: its ``/status.json`` says ``"mode": "hub"`` and lists every
+van, printed as a table (online or offline, last contact, age of the last fix, the outbox
+depth the van last reported, days complete on the hub).
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ def collect(cfg) -> dict:
             if store.outbox_oldest() is None
             else round(now.timestamp() - store.outbox_oldest(), 1),
             "today": store.today(now),
+            "hub_unconfirmed_days": _unconfirmed(store),
         }
     finally:
         store.close()
@@ -79,11 +84,23 @@ def collect(cfg) -> dict:
     return out
 
 
+def _unconfirmed(store: Store) -> list[str] | None:
+    """Days the hub has not confirmed yet (None when this box does not publish)."""
+    from telemetry.retention import tracks_delivery
+    from telemetry.tally import unconfirmed_days
+
+    if not tracks_delivery(store):
+        return None
+    return unconfirmed_days(store, store.day_of(utcnow()))
+
+
 def collect_remote(url: str) -> dict:
-    """What a running box says about itself (no database access needed)."""
+    """What a running box (or hub: ``"mode": "hub"``) says about itself."""
     box = ask_url(url)
     if box is None:
         raise VanboxError(f"--url {url}: no vanbox answers there (is it running?)")
+    if box.get("mode") == "hub":
+        return box
     mq = box.get("mqtt") or {}
     return {
         "van": box.get("van"),
@@ -95,10 +112,42 @@ def collect_remote(url: str) -> dict:
     }
 
 
+def hub_table(s: dict) -> list[str]:
+    """The hub's answer as a table, one line per van."""
+    head = ("van", "link", "last contact", "last fix", "outbox", "days complete")
+    rows = [head]
+    for v in s.get("vans") or []:
+        fix = v.get("last_fix")
+        days = v.get("days") or 0
+        done = v.get("days_complete") or 0
+        contact = v.get("last_contact_age_s")
+        rows.append(
+            (
+                str(v.get("van")) + (f" ({v['name']})" if v.get("name") else ""),
+                str(v.get("status")),
+                "-" if contact is None else age_text(contact) + " ago",
+                "none" if not fix else age_text(fix["age_s"]) + " ago",
+                "-" if v.get("outbox") is None else str(v["outbox"]),
+                f"{done}/{days}" + ("" if done == days else " INCOMPLETE") if days else "-",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    for v in s.get("vans") or []:
+        for day, kinds in sorted((v.get("incomplete") or {}).items())[:5]:
+            lines.append(f"  {v.get('van')} {day}: hub lacks {', '.join(kinds)}")
+    health = "working" if s.get("healthy") else f"NOT working: {s.get('failed')}"
+    lines.append(f"hub: {health}; dead letters: {s.get('dead_letters')}")
+    return lines
+
+
 def run(args) -> int:
     if args.url:
         s = collect_remote(args.url)
         port = args.url
+        if s.get("mode") == "hub":
+            print(json.dumps(s, indent=2) if args.json else "\n".join(hub_table(s)))
+            return 0
     else:
         cfg = load_config(args.config)
         s = collect(cfg)
@@ -115,6 +164,11 @@ def run(args) -> int:
         print("last fix:   none recorded yet")
     oldest = s["outbox_oldest_age_s"]
     print(f"outbox:     {s['outbox']} waiting" + (f", oldest {age_text(oldest)}" if oldest else ""))
+    days = s.get("hub_unconfirmed_days")
+    if days is not None:
+        print("hub:        every earlier day confirmed" if not days else
+              f"hub:        {len(days)} earlier day(s) not confirmed yet (oldest {days[0]});"
+              " kept until the hub has them")  # fmt: skip
     box = s["box"]
     if box is None:
         print(f"box:        not answering on port {port} (is vanbox.service running?"
