@@ -21,3 +21,7 @@ class StoreError(VanboxError):
 
 class PayloadError(VanboxError):
     """An MQTT payload does not match the documented format."""
+
+
+class PlanError(VanboxError):
+    """A tour plan (or a change to it) is not valid: the message names the field."""
