@@ -77,6 +77,12 @@ def fill_hub_db(path: Path) -> None:
                 "INSERT INTO van_status (van, status, last_seen) VALUES (?, 'online', ?)",
                 (van, now.timestamp()),
             )
+    from telemetry import registry
+
+    for van in ("van-a", "van-b"):  # only published vans are public
+        registry.register(st, [van])
+        registry.rename(st, van, f"Bus {van[-1].upper()}")
+        registry.publish(st, van)
     st.close()
 
 

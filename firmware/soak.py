@@ -344,6 +344,12 @@ class Soak:
         self._cfg = default_config(self.overrides())
         self.broker.start()
         hub_store = Store(self.work / "hub.db", tz=self._cfg.timezone)
+        from telemetry import registry
+
+        van = self._cfg.van["id"]  # staff have published the van: the public API shows it
+        registry.register(hub_store, [van])
+        registry.rename(hub_store, van, str(self._cfg.van["name"]))
+        registry.publish(hub_store, van)
         hub = Hub(hub_store, self._cfg.mqtt, client_id="soak-hub", prefix="vanbox")
         hub.start()
         from kiosk import create_app

@@ -1,1 +1,0 @@
--- 0009_box_health: reserved in this release; filled in by its feature (a comment alone changes nothing).
