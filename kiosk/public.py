@@ -10,6 +10,13 @@ Routes (registered by :func:`init_app`):
   ``?since=<etag>`` and gets ``{"unchanged": true}``, which keeps the connection open);
 - ``/public/leaflet/<file>``: Leaflet from the ``xstatic-leaflet`` package (no CDN).
 
+Only published vans (:func:`telemetry.registry.public_vans`; on a box its own van) are
+shown, under their registry names; a new, retired or unknown van is a 404. Each van's
+next visits come from its own plan, cancelled and delayed ones included and said in plain
+words (:class:`kiosk.timetable.Words`, mirrored in ``public.js``); the map's stops are the
+shown vans' plan stops. The pages link the weekly timetable (``kiosk/timetable.py``) and
+the iCalendar feed (``kiosk/calendar.py``).
+
 Everything shown goes through :func:`telemetry.privacy.public_view`. The page is
 rendered on the server (it works without JavaScript and without map tiles) and updated
 by ``static/public/public.js``. Its text is German with English as the fallback
@@ -28,9 +35,13 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, render_template, request
 
-from telemetry.privacy import known_vans, load_state, public_stops, public_view
+from telemetry.config import WEEKDAYS
+from telemetry.plan import Plan
+from telemetry.privacy import load_state, plan_of, public_view
+from telemetry.registry import Van
 
 from . import appctx
+from .timetable import Words, public_fleet
 
 CLOCK_KEY = "vanbox_clock"  # an injected clock (demo, tests): views are not cached then
 CACHE_SECONDS = 2.0  # a view is rebuilt when the store changed, or at least this often
@@ -67,7 +78,7 @@ TEXT: dict[str, dict[str, str]] = {
         "hours_ago": "vor {n} Stunden",
         "hour_ago": "vor 1 Stunde",
         "days_ago": "vor {n} Tagen",
-        "next": "Nächste Haltestellen",
+        "next": "Nächste Termine",
         "no_next": "Keine Termine in den nächsten zwei Wochen.",
         "today": "heute",
         "tomorrow": "morgen",
@@ -77,6 +88,24 @@ TEXT: dict[str, dict[str, str]] = {
         "privacy": "Kein Verlauf, keine Besucherdaten: Diese Seite zeigt nur, wo der Bus "
         "gerade geöffnet hat.",
         "weekdays": "Mo,Di,Mi,Do,Fr,Sa,So",
+        "Today": "Heute",
+        "Tomorrow": "Morgen",
+        "say_cancelled": "{when} {place} fällt aus.",
+        "say_delayed": "{when} {place} verspätet sich um {n} Minuten (ab {t} Uhr).",
+        "say_moved": "{when} {place} ist verlegt auf {new}.",
+        "say_extra": "Sondertermin.",
+        "say_reason": "Grund: {r}",
+        "timetable": "Wochenplan",
+        "calendar": "Kalender abonnieren (ICS)",
+        "tt_title": "Wochenplan der Busse",
+        "tt_title_one": "Wochenplan: {name}",
+        "tt_intro": "Wann der Bus wo ist. Ausfälle und Verspätungen stehen dabei.",
+        "tt_week": "Woche vom {a} bis {b}",
+        "tt_prev": "Vorige Woche",
+        "tt_next": "Nächste Woche",
+        "tt_this": "Diese Woche",
+        "tt_none": "Kein Termin",
+        "tt_back": "Zur Karte",
     },
     "en": {
         "title": "Where is the van?",
@@ -107,7 +136,7 @@ TEXT: dict[str, dict[str, str]] = {
         "hours_ago": "{n} hours ago",
         "hour_ago": "1 hour ago",
         "days_ago": "{n} days ago",
-        "next": "Next stops",
+        "next": "Next dates",
         "no_next": "No dates in the next two weeks.",
         "today": "today",
         "tomorrow": "tomorrow",
@@ -117,11 +146,30 @@ TEXT: dict[str, dict[str, str]] = {
         "privacy": "No history, no visitor data: this page only shows where the van is "
         "open right now.",
         "weekdays": "Mon,Tue,Wed,Thu,Fri,Sat,Sun",
+        "Today": "Today",
+        "Tomorrow": "Tomorrow",
+        "say_cancelled": "{when} {place} is cancelled.",
+        "say_delayed": "{when} {place} is delayed by {n} minutes (from {t}).",
+        "say_moved": "{when} {place} has moved to {new}.",
+        "say_extra": "Extra date.",
+        "say_reason": "Reason: {r}",
+        "timetable": "Weekly timetable",
+        "calendar": "Subscribe to the calendar (ICS)",
+        "tt_title": "Weekly timetable of the vans",
+        "tt_title_one": "Weekly timetable: {name}",
+        "tt_intro": "When the van is where, with cancellations and delays.",
+        "tt_week": "Week of {a} to {b}",
+        "tt_prev": "Previous week",
+        "tt_next": "Next week",
+        "tt_this": "This week",
+        "tt_none": "No visit",
+        "tt_back": "Back to the map",
     },
 }
 
 
-def _lang() -> str:
+def lang_of() -> str:
+    """The page's language: ``?lang=``, else the browser's languages, else German."""
     asked = request.args.get("lang", "")
     if asked in TEXT:
         return asked
@@ -132,10 +180,32 @@ def _now() -> datetime:
     return appctx.now()
 
 
-def _vans() -> list[str]:
-    if appctx.mode() == "box":
-        return [appctx.config().van["id"]]
-    return known_vans(appctx.store())
+def _van_view(cfg, van: Van, now: datetime, box: bool) -> tuple[dict[str, Any], Plan]:
+    """The public view of one published van, under its registry name: its state and its
+    own next visits from its own plan (cancelled and delayed ones included)."""
+    state = load_state(appctx.store(), van.id, box=box)
+    view = public_view(cfg, state, now)
+    view["name"] = van.name
+    return view, plan_of(cfg, state)
+
+
+def _plan_stops(plans: list[Plan], today) -> list[dict[str, Any]]:
+    """The places of the shown vans' plans (public by definition), once each."""
+    out: dict[tuple, dict[str, Any]] = {}
+    for plan in plans:
+        for s in plan.tour(around=today):
+            key = (s.name, round(s.lat, 5), round(s.lon, 5))
+            if key not in out:
+                out[key] = {
+                    "name": s.name,
+                    "municipality": s.municipality,
+                    "lat": round(s.lat, 5),
+                    "lon": round(s.lon, 5),
+                    "weekdays": [WEEKDAYS[d] for d in s.weekdays],
+                    "start": s.start.strftime("%H:%M"),
+                    "end": s.end.strftime("%H:%M"),
+                }
+    return list(out.values())
 
 
 # --- the cached public payload ----------------------------------------------------------
@@ -164,12 +234,14 @@ def _payload(van: str | None) -> tuple[dict[str, Any], bytes, str]:
         return hit[2], hit[3], hit[4]
     now = _now()
     box = appctx.mode() == "box"
-    vans = _vans() if van is None else [van]
-    views = [public_view(cfg, load_state(st, v, box=box), now) for v in vans]
+    fleet = public_fleet()
+    vans = fleet if van is None else [v for v in fleet if v.id == van]
+    today = now.astimezone(cfg.tz).date()
+    built = [_van_view(cfg, v, now, box) for v in vans]
     data = {
-        "today": now.astimezone(cfg.tz).date().isoformat(),
-        "vans": views,
-        "stops": public_stops(cfg),
+        "today": today.isoformat(),
+        "vans": [b[0] for b in built],
+        "stops": _plan_stops([b[1] for b in built], today),
     }
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     etag = hashlib.blake2b(body, digest_size=12).hexdigest()
@@ -202,15 +274,32 @@ class FastPoll:
 
     PATH = "/api/public/vans"
 
+    # Headers the app adds to every response (security policy and the like): learnt from
+    # the app's own answer to PATH and sent again on the shortcut.
+    OWN = {"content-type", "content-length", "etag", "cache-control", "vary", "x-vanbox-now",
+           "set-cookie", "date", "server"}  # fmt: skip
+
     def __init__(self, wsgi_app) -> None:
         self.wsgi_app = wsgi_app
         self.snapshot: tuple[float, bytes, str] | None = None
+        self.extra: list[tuple[str, str]] | None = None
+
+    def _learn(self, start_response):
+        def start(status, headers, exc_info=None):
+            if status.startswith("200"):
+                self.extra = [(k, v) for k, v in headers if k.lower() not in self.OWN]
+            return start_response(status, headers, exc_info)
+
+        return start
 
     def __call__(self, environ, start_response):
         snap = self.snapshot
+        if environ.get("PATH_INFO") != self.PATH:
+            return self.wsgi_app(environ, start_response)
+        extra = self.extra
         if (
             snap is not None
-            and environ.get("PATH_INFO") == self.PATH
+            and extra is not None
             and environ.get("REQUEST_METHOD") == "GET"
             and time.monotonic() - snap[0] < FRESH_SECONDS
         ):
@@ -218,15 +307,15 @@ class FastPoll:
             query = environ.get("QUERY_STRING", "")
             headers = _headers(etag)
             if f'"{etag}"' in environ.get("HTTP_IF_NONE_MATCH", ""):
-                start_response("304 NOT MODIFIED", list(headers.items()))
+                start_response("304 NOT MODIFIED", list(headers.items()) + extra)
                 return [b""]
             if query in ("", f"since={etag}"):
                 out = body if not query else UNCHANGED
                 headers["Content-Type"] = "application/json"
                 headers["Content-Length"] = str(len(out))
-                start_response("200 OK", list(headers.items()))
+                start_response("200 OK", list(headers.items()) + extra)
                 return [out]
-        return self.wsgi_app(environ, start_response)
+        return self.wsgi_app(environ, self._learn(start_response))
 
 
 def _json_response(body: bytes, etag: str) -> Response:
@@ -275,7 +364,7 @@ def leaflet(filename: str):
 
 def _page(van: str | None):
     cfg = appctx.config()
-    lang = _lang()
+    lang = lang_of()
     t = TEXT[lang]
     data, _, etag = _payload(van)
     if van is None:
@@ -308,15 +397,26 @@ def _page(van: str | None):
         one=van is not None,
         now=_now(),
         fmt=Formatter(t, data["today"], _now()),
+        links=_links(van),
     )
     return Response(html, headers={"Cache-Control": "no-cache", "Vary": "Accept-Language"})
 
 
-class Formatter:
+def _links(van: str | None) -> dict[str, str]:
+    """Where the page's timetable and calendar links go."""
+    if appctx.mode() == "box":
+        return {"timetable": "/map/timetable", "calendar": "/calendar.ics"}
+    if van is None:
+        return {"timetable": "/timetable", "calendar": "/calendar.ics"}
+    return {"timetable": f"/van/{van}/timetable", "calendar": f"/van/{van}/calendar.ics"}
+
+
+class Formatter(Words):
     """The same wording the page's JavaScript uses, for the first (server) render."""
 
     def __init__(self, t: dict[str, str], today: str, now: datetime) -> None:
-        self.t, self.today, self.now = t, today, now
+        super().__init__(t, today)
+        self.now = now
 
     def ago(self, iso: str | None) -> str:
         if not iso:
@@ -331,20 +431,6 @@ class Formatter:
         if h < 48:
             return self.t["hour_ago"] if h == 1 else self.t["hours_ago"].format(n=h)
         return self.t["days_ago"].format(n=h // 24)
-
-    def day(self, iso: str) -> str:
-        from datetime import date, timedelta
-
-        d = date.fromisoformat(iso[:10])
-        today = date.fromisoformat(self.today)
-        if d == today:
-            return self.t["today"]
-        if d == today + timedelta(days=1):
-            return self.t["tomorrow"]
-        return f"{self.t['weekdays'].split(',')[d.weekday()]} {d.day}.{d.month}."
-
-    def hm(self, iso: str | None) -> str:
-        return iso[11:16] if iso else ""
 
 
 def hub_index():

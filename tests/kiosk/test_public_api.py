@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from kiosk import create_app
+from telemetry import registry
 from telemetry.config import default_config
 from telemetry.events import CheckIn, Footfall, Position, StopVisit
 from telemetry.store import Store
@@ -24,6 +25,13 @@ class Clock:
 
     def now(self) -> datetime:
         return self.t
+
+
+def publish(st: Store, van: str, name: str) -> None:
+    """Staff name and publish a van (the registry: only published vans are public)."""
+    registry.register(st, [van])
+    registry.rename(st, van, name)
+    registry.publish(st, van)
 
 
 def make_cfg(**over):
@@ -68,6 +76,8 @@ def hub(tmp_path):
             [("van-a", "online", (t - timedelta(minutes=1)).timestamp()),
              ("van-b", "online", (t - timedelta(minutes=2)).timestamp())],
         )  # fmt: skip
+    publish(st, "van-a", "Bus Nord")
+    publish(st, "van-b", "Bus Süd")
     app = create_app({"TESTING": True}, config=make_cfg(), store=st, mode="hub")
     app.extensions["vanbox_clock"] = Clock(MON_1115)
     yield app, st, secret
@@ -201,6 +211,7 @@ def test_the_fast_poll_path_answers_exactly_like_the_app(tmp_path, monkeypatch):
     st.ingest_many([Position(time=datetime.now(UTC), lat=MARKT[0], lon=MARKT[1], van="van-a")])
     with st.transaction() as conn:
         conn.execute("INSERT INTO van_status (van, status) VALUES ('van-a', 'online')")
+    publish(st, "van-a", "Bus Nord")
     app = create_app({"TESTING": True}, config=make_cfg(), store=st, mode="hub")
     monkeypatch.setattr(public, "FRESH_SECONDS", 3600.0)
     c = app.test_client()

@@ -9,17 +9,21 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from telemetry import topics
+from telemetry import registry, topics
 from telemetry.events import Position, utcnow
+from telemetry.plan import PlanException, PlanStop, change_plan, new_id
+from telemetry.store import Store
 
 pytestmark = [pytest.mark.browser, pytest.mark.mqtt]
 
@@ -35,6 +39,10 @@ ALL_DAYS = '["mon", "tue", "wed", "thu", "fri", "sat", "sun"]'
 def config_toml(broker_port: int) -> str:
     lines = [
         'timezone = "Europe/Berlin"',
+        "[van]",
+        'id = "van-a"',  # van-a's plan is this TOML tour; van-b gets a stored plan
+        'name = "JUNGregio-Mobil"',
+        'tid = "JR"',
         "[mqtt]",
         'host = "127.0.0.1"',
         f"port = {broker_port}",
@@ -127,8 +135,19 @@ def hub_server(broker, tmp_path):
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
+        # The vans register themselves as "new" (not public); staff name and publish them.
+        db = tmp_path / "hub.db"
+        wait_for(lambda: db.exists() and len(registered(db)) == 2, "the hub to register 2 vans")
+        staff = Store(db)
+        try:
+            for van, name in (("van-a", "Bus Nord"), ("van-b", "Bus Süd")):
+                registry.rename(staff, van, name)
+                registry.publish(staff, van)
+            change_plan(staff, "van-b", lambda p: p.with_stop(EDEMISSEN_ALL_DAY))
+        finally:
+            staff.close()
         wait_for(
-            lambda: len(get_json(f"{base}/api/public/vans")["vans"]) == 2, "the hub to see 2 vans"
+            lambda: len(get_json(f"{base}/api/public/vans")["vans"]) == 2, "the hub to show 2 vans"
         )
         yield base, vans
     finally:
@@ -141,6 +160,22 @@ def hub_server(broker, tmp_path):
         vans.close()
         if proc.returncode not in (0, -15):
             print((tmp_path / "hub.log").read_text()[-3000:])
+
+
+def registered(db: Path) -> list[str]:
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return [r[0] for r in conn.execute("SELECT id FROM vans")]
+    except sqlite3.OperationalError:  # not migrated yet
+        return []
+    finally:
+        conn.close()
+
+
+EDEMISSEN_ALL_DAY = PlanStop("edemissen", "Edemissen, Schulzentrum", "Edemissen", 52.386, 10.261,
+                             150.0, tuple(range(7)), dtime(0, 0), dtime(23, 59))  # fmt: skip
 
 
 def new_page(browser, width: int, height: int, blocked: list[str]):
@@ -241,5 +276,121 @@ def test_public_map_on_a_desktop_and_one_van(browser, hub_server, screenshot_dir
         assert page.locator("article.van").count() == 1
         assert "Open now" in page.locator("article.van .badge").inner_text()
         page.screenshot(path=str(screenshot_dir / "public-desktop-one-van-en.png"))
+    finally:
+        ctx.close()
+
+
+# --- plans on the public pages: a cancelled visit, a delay, the weekly timetable ---------
+
+MON_0900 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # Monday 09:00 in Peine
+MARKT = PlanStop("markt", "Peine, Marktplatz", "Peine", 52.3215, 10.2335, 150.0, (0, 2),
+                 dtime(10, 0), dtime(13, 0))  # fmt: skip
+SCHULE = PlanStop("schule", "Edemissen, Schulzentrum", "Edemissen", 52.386, 10.261, 150.0,
+                  (0, 3), dtime(14, 30), dtime(18, 0))  # fmt: skip
+BAHNHOF = PlanStop("bahnhof", "Vechelde, Bahnhof", "Vechelde", 52.261, 10.366, 150.0, (0, 1, 4),
+                   dtime(9, 30), dtime(12, 30))  # fmt: skip
+
+
+class FixedClock:
+    def now(self) -> datetime:
+        return MON_0900
+
+
+@pytest.fixture
+def plan_server(tmp_path):
+    """The hub's app (in this process, a fixed clock) with two published vans with their
+    own plans: van-a's 14:30 visit today is cancelled, van-b's 09:30 visit delayed."""
+    from werkzeug.serving import make_server
+
+    from kiosk import create_app
+    from telemetry.config import default_config
+
+    st = Store(tmp_path / "hub.db")
+    for van, name, stops in (
+        ("van-a", "Bus Nord", (MARKT, SCHULE)),
+        ("van-b", "Bus Süd", (BAHNHOF,)),
+    ):
+        registry.register(st, [van])
+        registry.rename(st, van, name)
+        registry.publish(st, van)
+        for s in stops:
+            change_plan(st, van, lambda p, s=s: p.with_stop(s))
+    cancel = PlanException(id=new_id(), kind="cancel", date=MON_0900.date(), stop_key="schule",
+                           reason="Krankheit im Team")  # fmt: skip
+    delay = PlanException(id=new_id(), kind="delay", date=MON_0900.date(), stop_key="bahnhof",
+                          delay_min=30, reason="Stau auf der B1")  # fmt: skip
+    change_plan(st, "van-a", lambda p: p.with_exception(cancel))
+    change_plan(st, "van-b", lambda p: p.with_exception(delay))
+    app = create_app({"TESTING": True}, config=default_config(), store=st, mode="hub")
+    app.extensions["vanbox_clock"] = FixedClock()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", app
+    finally:
+        server.shutdown()
+        st.close()
+
+
+@pytest.mark.parametrize(("width", "height"), [(390, 844), (1280, 720)])
+def test_van_page_with_a_cancelled_visit(browser, plan_server, screenshot_dir, width, height):
+    base, app = plan_server
+    server_html = app.test_client().get("/van/van-a").get_data(as_text=True)
+    said = "Heute 14:30 Edemissen, Schulzentrum fällt aus. Grund: Krankheit im Team"
+    assert said in server_html  # the first render, without JavaScript
+    ctx, page = new_page(browser, width, height, [])
+    try:
+        page.goto(base + "/van/van-a")
+        note = page.locator("article.van .next li.st-cancelled .note")
+        assert note.inner_text() == said  # the script's render says exactly the same
+        page.wait_for_function("() => window.vanboxPublic.polls >= 1")
+        assert note.inner_text() == said
+        assert page.locator("article.van").count() == 1
+        assert "Vechelde" not in page.locator("#vans").inner_text()  # van-b's plan, not here
+        struck = page.locator(".next li.st-cancelled .stop").evaluate(
+            "e => getComputedStyle(e).textDecorationLine"
+        )
+        assert struck == "line-through"
+        page.screenshot(path=str(screenshot_dir / f"public-cancelled-{width}.png"),
+                        full_page=width < 600)  # fmt: skip
+        # All vans: each with its own notice.
+        page.goto(base + "/?view=list")
+        b = page.locator('article.van[data-van="van-b"]')
+        assert ("Heute 09:30 Vechelde, Bahnhof verspätet sich um 30 Minuten (ab 10:00 Uhr)."
+                " Grund: Stau auf der B1") in b.inner_text()  # fmt: skip
+        assert "fällt aus" not in b.inner_text()
+    finally:
+        ctx.close()
+
+
+@pytest.mark.parametrize(("width", "height"), [(390, 844), (1280, 720)])
+def test_weekly_timetable(browser, plan_server, screenshot_dir, width, height):
+    base, _ = plan_server
+    ctx, page = new_page(browser, width, height, [])
+    try:
+        page.goto(base + "/timetable")
+        assert page.locator("h1").inner_text() == "Wochenplan der Busse"
+        days = page.locator('section[data-van="van-a"] ol.tt > li')
+        assert days.count() == 7
+        today = page.locator('section[data-van="van-a"] ol.tt > li.today')
+        assert "fällt aus" in today.inner_text()
+        # On a desktop the week is one row of seven days; on a phone one day under another.
+        boxes = [days.nth(i).bounding_box() for i in range(7)]
+        same_row = len({round(b["y"]) for b in boxes}) == 1
+        assert same_row == (width >= 900)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways scroll
+        page.screenshot(path=str(screenshot_dir / f"public-timetable-{width}.png"),
+                        full_page=True)  # fmt: skip
+        from axe_playwright_python.sync_playwright import Axe
+
+        result = Axe().run(page)
+        serious = [v["id"] for v in result.response["violations"]
+                   if v["impact"] in ("serious", "critical")]  # fmt: skip
+        assert serious == [], result.generate_report()
+        page.get_by_role("link", name="Nächste Woche").click()
+        page.wait_for_url("**week=1**")
+        assert "Woche vom 30.11." in page.locator(".tt-nav .week").inner_text()
+        assert "fällt aus" not in page.locator("main").inner_text()
     finally:
         ctx.close()

@@ -28,6 +28,25 @@
     var wd = (new Date(dt).getUTCDay() + 6) % 7; // Monday = 0
     return T.weekdays.split(",")[wd] + " " + (+p[2]) + "." + (+p[1]) + ".";
   }
+  function dayCap(iso) {
+    var d = day(iso);
+    if (d === T.today) return T.Today;
+    if (d === T.tomorrow) return T.Tomorrow;
+    return d;
+  }
+  function span(n) { return fmt(fmt(T.time_range, "a", hm(n.start)), "b", hm(n.end)); }
+  // A changed visit in plain words, as kiosk/timetable.py Words.note says it.
+  function note(n) {
+    var when = dayCap(n.planned_start) + " " + hm(n.planned_start), s;
+    if (n.status === "cancelled") s = T.say_cancelled;
+    else if (n.status === "delayed") s = fmt(fmt(T.say_delayed, "n", n.delay_min), "t", hm(n.start));
+    else if (n.status === "moved") s = fmt(T.say_moved, "new", day(n.start) + ", " + span(n));
+    else if (n.status === "extra") s = T.say_extra;
+    else return "";
+    s = fmt(fmt(s, "when", when), "place", n.name);
+    if (n.reason) s += " " + fmt(T.say_reason, "r", n.reason);
+    return s;
+  }
   function ago(iso) {
     if (!iso) return T.never_seen;
     var m = Math.max(0, Math.floor((Date.now() + skewMs - Date.parse(iso)) / 60000));
@@ -58,9 +77,10 @@
     if (v.next.length) {
       h += '<ul class="next">';
       v.next.forEach(function (n) {
-        h += '<li><span class="when">' + esc(day(n.start)) + ", " +
-          esc(fmt(fmt(T.time_range, "a", hm(n.start)), "b", hm(n.end))) +
-          '</span> <span class="stop">' + esc(n.name) + "</span></li>";
+        h += '<li class="st-' + esc(n.status) + '"><span class="when">' + esc(day(n.start)) + ", " +
+          esc(span(n)) + '</span> <span class="stop">' + esc(n.name) + "</span>" +
+          (n.status !== "planned" ? ' <span class="note">' + esc(note(n)) + "</span>" : "") +
+          "</li>";
       });
       h += "</ul>";
     } else {

@@ -1,0 +1,211 @@
+"""The public side of the tour plans: which vans the public sees, each van's own visits
+(from its current plan, with cancellations and delays in plain words), and the weekly
+timetable page.
+
+Routes (registered by :func:`init_app`):
+
+- mode ``hub``: ``/timetable`` (every public van) and ``/van/<id>/timetable``;
+- mode ``box``: ``/map/timetable`` (this van).
+
+``?week=N`` (0..8) shows the N-th week from this one; ``?lang=en`` English (German first,
+like the public map). Only published vans (:func:`telemetry.registry.public_vans`) are
+ever shown, under their names; an unknown, new or retired van is a 404. The helpers here
+(:func:`public_fleet`, :func:`van_plan`, :func:`visit_dict`, :class:`Words`) are shared
+with the live map (``kiosk/public.py``) and the iCalendar feeds (``kiosk/calendar.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, Flask, Response, abort, render_template, request
+
+from telemetry import registry
+from telemetry.errors import PlanError
+from telemetry.plan import Plan, PlannedVisit, current_plan
+from telemetry.registry import Van
+
+from . import appctx
+
+WEEKS_AHEAD = 8
+log = logging.getLogger("vanbox.kiosk.timetable")
+
+
+# --- who is public, and their plans -------------------------------------------------------
+
+
+def public_fleet() -> list[Van]:
+    """The vans the public may see: on a box its own van, on the hub the published ones."""
+    if appctx.mode() == "box":
+        return [registry.box_van(appctx.config())]
+    return registry.public_vans(appctx.store())
+
+
+def public_van(van: str) -> Van:
+    """The public van ``van``, or a 404 (unknown, new, retired, or another box's)."""
+    for v in public_fleet():
+        if v.id == van:
+            return v
+    abort(404)
+
+
+def van_plan(van: str) -> Plan:
+    """``van``'s current plan. Without a stored plan, the TOML tour stands in only for the
+    van this config describes (the box's own; on the hub never for another van)."""
+    cfg = appctx.config()
+    own = appctx.mode() == "box" or van == cfg.van["id"]
+    fallback = cfg.tour if own else ()
+    try:
+        return current_plan(appctx.store().reader(), van, fallback, cfg.tz)
+    except PlanError as e:  # cannot happen: plans are checked before they are stored
+        log.error("the stored plan of %s cannot be read (%s); showing the initial plan", van, e)
+        return Plan.from_tour(van, fallback)
+
+
+def local_iso(t: datetime) -> str:
+    return t.astimezone(appctx.config().tz).isoformat(timespec="minutes")
+
+
+def visit_dict(v: PlannedVisit) -> dict[str, Any]:
+    """A visit as the public sees it (JSON-ready)."""
+    planned = v.planned_start or v.start
+    return {
+        "name": v.name,
+        "municipality": v.municipality,
+        "start": local_iso(v.start),
+        "end": local_iso(v.end),
+        "planned_start": local_iso(planned),
+        "status": v.status,
+        "delay_min": v.delay_min,
+        "reason": v.reason,
+    }
+
+
+# --- wording -----------------------------------------------------------------------------
+
+
+class Words:
+    """Dates, times and a visit's status in plain words, in the page's language. The
+    public map's JavaScript (``static/public/public.js``) says the same."""
+
+    def __init__(self, t: dict[str, str], today: str) -> None:
+        self.t, self.today = t, today
+
+    def day(self, iso: str, *, capital: bool = False) -> str:
+        d = date.fromisoformat(iso[:10])
+        today = date.fromisoformat(self.today)
+        if d == today:
+            return self.t["Today" if capital else "today"]
+        if d == today + timedelta(days=1):
+            return self.t["Tomorrow" if capital else "tomorrow"]
+        return f"{self.t['weekdays'].split(',')[d.weekday()]} {d.day}.{d.month}."
+
+    @staticmethod
+    def hm(iso: str | None) -> str:
+        return iso[11:16] if iso else ""
+
+    def span(self, n: dict[str, Any]) -> str:
+        return self.t["time_range"].format(a=self.hm(n["start"]), b=self.hm(n["end"]))
+
+    def note(self, n: dict[str, Any]) -> str:
+        """ "Heute 14:30 Edemissen fällt aus. Grund: ..." for a changed visit, else ""."""
+        t, status = self.t, n.get("status", "planned")
+        when = f"{self.day(n['planned_start'], capital=True)} {self.hm(n['planned_start'])}"
+        place = n["name"]
+        if status == "cancelled":
+            s = t["say_cancelled"].format(when=when, place=place)
+        elif status == "delayed":
+            s = t["say_delayed"].format(when=when, place=place, n=n.get("delay_min", 0),
+                                        t=self.hm(n["start"]))  # fmt: skip
+        elif status == "moved":
+            s = t["say_moved"].format(when=when, place=place,
+                                      new=f"{self.day(n['start'])}, {self.span(n)}")  # fmt: skip
+        elif status == "extra":
+            s = t["say_extra"]
+        else:
+            return ""
+        if n.get("reason"):
+            s += " " + t["say_reason"].format(r=n["reason"])
+        return s
+
+
+# --- the page ----------------------------------------------------------------------------
+
+
+def _week_start(today: date, offset: int) -> date:
+    return today - timedelta(days=today.weekday()) + timedelta(weeks=offset)
+
+
+def _page(vans: list[Van], one: bool) -> Response:
+    from .public import TEXT, lang_of
+
+    cfg = appctx.config()
+    lang = lang_of()
+    t = TEXT[lang]
+    try:
+        week = int(request.args.get("week", "0"))
+    except ValueError:
+        week = 0
+    week = max(0, min(WEEKS_AHEAD, week))
+    now = appctx.now()
+    today = now.astimezone(cfg.tz).date()
+    first = _week_start(today, week)
+    days = [first + timedelta(days=i) for i in range(7)]
+    words = Words(t, today.isoformat())
+    sections = []
+    for v in vans:
+        by_day: dict[date, list[dict[str, Any]]] = {d: [] for d in days}
+        for pv in van_plan(v.id).visits_between(days[0], days[-1], cfg.tz):
+            d = pv.start.astimezone(cfg.tz).date()
+            if d in by_day:
+                by_day[d].append(visit_dict(pv))
+        sections.append({"van": v, "days": by_day})
+    title = t["tt_title_one"].format(name=vans[0].name) if one else t["tt_title"]
+    mode = appctx.mode()
+    if mode == "box":
+        back = "/map"
+    elif one:
+        back = f"/van/{vans[0].id}"
+    else:
+        back = "/"
+    html = render_template(
+        "public/timetable.html",
+        t=t,
+        lang=lang,
+        title=title,
+        sections=sections,
+        days=days,
+        today=today,
+        week=week,
+        weeks_ahead=WEEKS_AHEAD,
+        words=words,
+        back=back,
+        hub=mode == "hub",
+        one=one,
+        feed=f"/van/{vans[0].id}/calendar.ics" if one and mode == "hub" else "/calendar.ics",
+    )
+    return Response(html, headers={"Cache-Control": "no-cache", "Vary": "Accept-Language"})
+
+
+def hub_timetable():
+    return _page(public_fleet(), one=False)
+
+
+def van_timetable(van: str):
+    return _page([public_van(van)], one=True)
+
+
+def box_timetable():
+    return _page(public_fleet(), one=True)
+
+
+def init_app(app: Flask) -> None:
+    bp = Blueprint("timetable", __name__)
+    if app.config["VANBOX_MODE"] == "hub":
+        bp.add_url_rule("/timetable", "hub", hub_timetable, methods=["GET"])
+        bp.add_url_rule("/van/<van>/timetable", "van", van_timetable, methods=["GET"])
+    else:
+        bp.add_url_rule("/map/timetable", "box", box_timetable, methods=["GET"])
+    app.register_blueprint(bp)
