@@ -1,7 +1,9 @@
 """The public view of a van: exactly what the public may see, and nothing more.
 
 The public page and the public API show a van's position **only** while it stands at
-a public stop of the tour plan during that stop's service hours. Optionally
+a public stop of **its own** tour plan (telemetry/plan.py: the newest plan stored for
+that van, exceptions applied: a cancelled visit is never open, a delay shifts the
+opening) during that visit's service hours. Optionally
 (``privacy.coarsen_driving``) a position snapped to a coarse grid (``privacy.coarsen_m``)
 is shown while the van is moving between two stops of the day's plan. Never inside a
 hidden zone (depot, staff homes: ``privacy.hidden_zones``), never a history, never a
@@ -20,11 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from .config import Config, TourStop
+from .config import Config
+from .errors import PlanError
 from .events import Position, from_epoch, iso_utc
 from .geo import coarsen, distance_m
+from .plan import Plan, PlannedVisit, stored_plan
 from .store import Store
-from .tour import Visit, next_visits, stop_at, visits_on
 
 # A fix older than this says nothing about where the van is now (a parked box
 # publishes at least every publish.parked_interval_s, 300 s by default).
@@ -43,6 +46,7 @@ class VanState:
     fix: Position | None = None  # the newest non-suspect fix
     arrived: datetime | None = None  # arrival at the stop visit it is at (not left yet)
     arrived_at: tuple[float, float] | None = None  # where that stop visit is
+    plan: Plan | None = None  # the van's newest stored plan (None: see plan_of)
 
 
 # --- reading the store -----------------------------------------------------------------
@@ -83,8 +87,12 @@ def load_state(store: Store, van: str, *, box: bool = False) -> VanState:
     ).fetchone()
     arrived = from_epoch(v[0]) if v else None
     arrived_at = (v[1], v[2]) if v else None
+    try:
+        plan = stored_plan(conn, van)
+    except PlanError:  # cannot happen: plans are validated before they are stored
+        plan = None
     if box:
-        return VanState(van, "online", fix.time if fix else None, fix, arrived, arrived_at)
+        return VanState(van, "online", fix.time if fix else None, fix, arrived, arrived_at, plan)
     status, last_seen = "unknown", None
     if _has_table(conn, "van_status"):
         s = conn.execute("SELECT status, last_seen FROM van_status WHERE van = ?", (van,))
@@ -94,7 +102,7 @@ def load_state(store: Store, van: str, *, box: bool = False) -> VanState:
             last_seen = from_epoch(row[1]) if row[1] is not None else None
     if fix is not None and (last_seen is None or fix.time > last_seen):
         last_seen = fix.time
-    return VanState(van, status, last_seen, fix, arrived, arrived_at)
+    return VanState(van, status, last_seen, fix, arrived, arrived_at, plan)
 
 
 # --- the rules ------------------------------------------------------------------------
@@ -106,19 +114,39 @@ def in_hidden_zone(cfg: Config, lat: float, lon: float, margin_m: float = 0.0) -
     )
 
 
-def _visit_of(cfg: Config, stop: TourStop, now: datetime) -> Visit | None:
-    """The visit of ``stop`` whose service hours include ``now``."""
-    local = now.astimezone(cfg.tz)
-    for v in visits_on(cfg.tour, local.date(), cfg.tz):
-        if v.stop == stop and v.is_open(local):
-            return v
-    return None
+def plan_of(cfg: Config, state: VanState) -> Plan:
+    """The plan that applies to ``state.van``: its newest stored plan; without one, the
+    TOML tour for the van this config describes, and an empty plan for any other van
+    (the hub never shows its own config's tour for another van)."""
+    if state.plan is not None:
+        return state.plan
+    return Plan.from_tour(state.van, cfg.tour if state.van == cfg.van["id"] else ())
 
 
-def _between_stops(cfg: Config, now: datetime) -> bool:
-    """Today's plan has a visit that has begun and a later one that has not ended."""
+def _visit_at(plan: Plan, cfg: Config, lat: float, lon: float, now: datetime):
+    """The visit of today's plan (not cancelled) that is open at ``now`` and whose stop
+    contains the point (the nearest, if several)."""
     local = now.astimezone(cfg.tz)
-    today = visits_on(cfg.tour, local.date(), cfg.tz)
+    best: tuple[float, PlannedVisit] | None = None
+    for v in plan.visits_on(local.date(), cfg.tz):
+        if not v.is_open(local):
+            continue
+        d = distance_m(lat, lon, v.lat, v.lon)
+        if d <= v.radius_m and (best is None or d < best[0]):
+            best = (d, v)
+    return best[1] if best else None
+
+
+def _at_any_stop(plan: Plan, cfg: Config, lat: float, lon: float, now: datetime) -> bool:
+    day = now.astimezone(cfg.tz).date()
+    return any(distance_m(lat, lon, s.lat, s.lon) <= s.radius_m for s in plan.tour(around=day))
+
+
+def _between_stops(plan: Plan, cfg: Config, now: datetime) -> bool:
+    """Today's plan has a visit that has begun and a later one that has not ended
+    (cancelled visits do not count)."""
+    local = now.astimezone(cfg.tz)
+    today = [v for v in plan.visits_on(local.date(), cfg.tz) if not v.cancelled]
     begun = [v for v in today if v.start <= local]
     return any(w.end > local and w.start > b.start for b in begun for w in today)
 
@@ -135,31 +163,32 @@ def public_view(cfg: Config, state: VanState, now: datetime) -> dict[str, Any]:
     """What the public may see of one van at ``now`` (a plain, JSON-ready dict)."""
     position = stop = since = until = None
     where = "away"
+    plan = plan_of(cfg, state)
     fix = state.fix
     fresh = fix is not None and now - FIX_MAX_AGE <= fix.time <= now + timedelta(minutes=5)
     if state.status == "offline":
         where = "offline"
     elif fresh and fix is not None and not in_hidden_zone(cfg, fix.lat, fix.lon):
-        at = stop_at(cfg.tour, fix.lat, fix.lon)
-        visit = _visit_of(cfg, at, now) if at is not None else None
-        if at is not None and visit is not None:
+        visit = _visit_at(plan, cfg, fix.lat, fix.lon, now)
+        at_stop = visit is not None or _at_any_stop(plan, cfg, fix.lat, fix.lon, now)
+        if visit is not None:
             where = "open"
             position = {"lat": round(fix.lat, 4), "lon": round(fix.lon, 4), "coarse": False}
-            stop = {"name": at.name, "municipality": at.municipality}
+            stop = {"name": visit.name, "municipality": visit.municipality}
             start = visit.start
             if (
                 state.arrived is not None
                 and state.arrived_at is not None
-                and distance_m(*state.arrived_at, at.lat, at.lon) <= at.radius_m
+                and distance_m(*state.arrived_at, visit.lat, visit.lon) <= visit.radius_m
                 and state.arrived <= now
             ):
                 start = max(start, state.arrived)
             since, until = _local_iso(cfg, start), _local_iso(cfg, visit.end)
         elif (
-            at is None
+            not at_stop
             and cfg.privacy["coarsen_driving"]
             and (fix.speed or 0.0) >= cfg.publish["driving_speed_ms"]
-            and _between_stops(cfg, now)
+            and _between_stops(plan, cfg, now)
         ):
             cell = float(cfg.privacy["coarsen_m"])
             lat, lon = coarsen(fix.lat, fix.lon, cell)
@@ -173,15 +202,19 @@ def public_view(cfg: Config, state: VanState, now: datetime) -> dict[str, Any]:
                     "radius_m": round(cell / 2),
                 }
     upcoming = []
-    for v in next_visits(cfg.tour, now, cfg.tz, n=NEXT_STOPS + 1):
-        if stop is not None and v.stop.name == stop["name"] and v.is_open(now):
+    for v in plan.next_visits(now, cfg.tz, NEXT_STOPS + 1):
+        if stop is not None and v.name == stop["name"] and v.is_open(now):
             continue  # the visit it is at is shown as "open now", not as "next"
         upcoming.append(
             {
-                "name": v.stop.name,
-                "municipality": v.stop.municipality,
+                "name": v.name,
+                "municipality": v.municipality,
                 "start": _local_iso(cfg, v.start),
                 "end": _local_iso(cfg, v.end),
+                "planned_start": _local_iso(cfg, v.planned_start or v.start),
+                "status": v.status,
+                "delay_min": v.delay_min,
+                "reason": v.reason,
             }
         )
     return {
@@ -198,10 +231,12 @@ def public_view(cfg: Config, state: VanState, now: datetime) -> dict[str, Any]:
     }
 
 
-def public_stops(cfg: Config) -> list[dict[str, Any]]:
-    """The tour plan's stops (public by definition): name, municipality, place, hours."""
+def public_stops(cfg: Config, plan: Plan | None = None) -> list[dict[str, Any]]:
+    """The tour plan's stops (public by definition): name, municipality, place, hours;
+    of ``plan`` if given, else of the config's tour."""
     from .config import WEEKDAYS
 
+    tour = cfg.tour if plan is None else plan.tour()
     return [
         {
             "name": s.name,
@@ -212,5 +247,5 @@ def public_stops(cfg: Config) -> list[dict[str, Any]]:
             "start": s.start.strftime("%H:%M"),
             "end": s.end.strftime("%H:%M"),
         }
-        for s in cfg.tour
+        for s in tour
     ]

@@ -21,6 +21,11 @@ Rules (times from ``[stops]`` in the config):
 - A gap of more than :data:`MAX_GAP_S` between two fixes (the box was off) closes an open
   visit at the last fix seen before the gap, and dwell times start again.
 
+The stops come from the van's plan (:meth:`StopDetector.set_plan`, telemetry/plan.py:
+its weekly stops plus the places of one-off visits within a day), or from a fixed
+``tour`` (the TOML ``[[tour.stops]]``) when there is no plan. A plan received while the
+box runs takes effect with the next fix.
+
 Each visit is returned twice with the same id: on arrival with ``left=None``, and on
 leaving with ``left`` set. Sparse fixes (one every 5 minutes while parked, as a hub has
 them after thinning) work the same: only the times of the fixes matter.
@@ -31,13 +36,17 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from .config import MUNICIPALITIES, TourStop, Zone
 from .events import Position, StopVisit, from_epoch
 from .geo import distance_m
 from .tour import nearest_stop, stop_at
+
+if TYPE_CHECKING:
+    from .plan import Plan
 
 PARK_RADIUS_M = 100.0  # an unplanned stop: the van stayed within this of one point
 MAX_GAP_S = 3600.0  # fixes further apart than this: the box was off; close the visit
@@ -66,8 +75,11 @@ class StopDetector:
         van: str = "",
         ignore: Iterable[Zone] = (),
         current: StopVisit | None = None,
+        plan: Plan | None = None,
     ) -> None:
         self.tour = tuple(tour)
+        self._plan: Plan | None = plan
+        self._cache: tuple[Plan, date, tuple[TourStop, ...]] | None = None
         self.arrive_after_s = float(stops_cfg["arrive_after_s"])
         self.leave_after_s = float(stops_cfg["leave_after_s"])
         self.unplanned_after_s = float(stops_cfg["unplanned_after_s"])
@@ -82,6 +94,22 @@ class StopDetector:
         self._last: datetime | None = None
 
     # --- public -----------------------------------------------------------------------
+
+    def set_plan(self, plan: Plan | None) -> None:
+        """Use ``plan``'s stops from now on (None: the fixed ``tour`` again). Safe to call
+        from another thread: it replaces one reference."""
+        self._plan = plan
+
+    def stops_at(self, t: datetime | None = None) -> tuple[TourStop, ...]:
+        """The stops in force at ``t`` (the plan's, else the fixed tour)."""
+        plan = self._plan
+        if plan is None:
+            return self.tour
+        day = (t or self._last or datetime.now(self.tz)).astimezone(self.tz).date()
+        c = self._cache
+        if c is None or c[0] is not plan or c[1] != day:
+            c = self._cache = (plan, day, plan.tour(around=day))
+        return c[2]
 
     def feed(self, position: Position) -> list[StopVisit]:
         """Take one fix (in time order); return the visits that arrived or left with it."""
@@ -125,7 +153,7 @@ class StopDetector:
         return [closed]
 
     def _while_moving(self, p: Position) -> list[StopVisit]:
-        stop = stop_at(self.tour, p.lat, p.lon)
+        stop = stop_at(self.stops_at(p.time), p.lat, p.lon)
         c = self._cand
         if stop is not None:
             if c is None or c.stop is not stop:
@@ -183,7 +211,7 @@ class StopDetector:
 
     def _radius_of(self, v: StopVisit) -> float:
         if v.planned:
-            for s in self.tour:
+            for s in self.stops_at(v.arrived):
                 if s.name == v.name:
                     return s.radius_m
         return PARK_RADIUS_M
@@ -191,7 +219,7 @@ class StopDetector:
     def place_name(self, lat: float, lon: float) -> tuple[str, str]:
         """("bei <nearest tour stop>", its municipality); without a tour, the nearest
         municipality centre of the Landkreis."""
-        near = nearest_stop(self.tour, lat, lon)
+        near = nearest_stop(self.stops_at(), lat, lon)
         if near is not None:
             return f"bei {near[0].name}", near[0].municipality
         muni = min(MUNICIPALITIES, key=lambda m: distance_m(lat, lon, *MUNICIPALITIES[m]))

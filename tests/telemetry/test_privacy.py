@@ -4,6 +4,7 @@ offline or stale; the next stops from the tour plan."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -25,6 +26,7 @@ HOME = (52.2590, 10.0670)  # a staff member's home, right at a (misplaced) tour 
 def cfg_for(coarsen_driving: bool = False):
     return default_config(
         {
+            "van": {"id": "v1"},  # the TOML tour is the initial plan of this van only
             "privacy": {
                 "coarsen_driving": coarsen_driving,
                 "coarsen_m": 2000.0,
@@ -144,7 +146,11 @@ def test_the_view_has_only_the_public_keys():
     v = public_view(cfg_for(), state(*MARKT, now), now)
     assert set(v) == {"van", "name", "status", "state", "position", "stop", "open_since",
                       "open_until", "last_seen", "next"}  # fmt: skip
-    assert all(set(n) == {"name", "municipality", "start", "end"} for n in v["next"])
+    assert all(
+        set(n) == {"name", "municipality", "start", "end", "planned_start", "status",
+                   "delay_min", "reason"}
+        for n in v["next"]
+    )  # fmt: skip
 
 
 @settings(max_examples=150, deadline=None)
@@ -192,4 +198,73 @@ def test_load_state_reads_the_newest_good_fix_and_the_status(tmp_path):
     assert s.arrived == visit.arrived
     v = public_view(cfg_for(), s, now)
     assert v["state"] == "open" and v["open_since"] == "2026-11-23T10:10+01:00"
+    st.close()
+
+
+# --- each van's own plan ---------------------------------------------------------------
+
+
+def _plans():
+    from datetime import date
+
+    from telemetry.plan import Plan, PlanException, new_id
+
+    cfg = cfg_for()
+    a = Plan.from_tour("v1", cfg.tour[:2])  # Markt on Monday 10-13, Schule 14:30-18
+    b = Plan.from_tour("v2", cfg.tour[1:2])  # Schule only
+    cancelled = a.with_exception(
+        PlanException(new_id(), "cancel", date(2026, 11, 23), stop_key="markt", reason="Krank")
+    )
+    return cfg, a, b, cancelled
+
+
+def test_each_van_is_open_by_its_own_plan():
+    cfg, a, b, _ = _plans()
+    now = local(MON, 11, 0)
+    fix = Position(time=now - timedelta(minutes=1), lat=MARKT[0], lon=MARKT[1], van="v1")
+    va = public_view(cfg, VanState("v1", "online", now, fix, plan=a), now)
+    vb = public_view(cfg, VanState("v2", "online", now, replace(fix, van="v2"), plan=b), now)
+    assert va["state"] == "open" and va["stop"]["name"] == "Markt"
+    assert vb["state"] == "away" and vb["position"] is None  # Markt is not in v2's plan
+    assert [n["name"] for n in va["next"]][:1] == ["Schule"]
+    assert [n["name"] for n in vb["next"]][:1] == ["Schule"]
+    assert {n["name"] for n in va["next"]} == {"Markt", "Schule"}  # open Markt not in "next"
+    assert {n["name"] for n in vb["next"]} == {"Schule"}
+
+
+def test_a_cancelled_visit_is_never_open_and_is_listed_as_cancelled():
+    cfg, a, _, cancelled = _plans()
+    now = local(MON, 11, 0)
+    fix = Position(time=now - timedelta(minutes=1), lat=MARKT[0], lon=MARKT[1], van="v1")
+    v = public_view(cfg, VanState("v1", "online", now, fix, plan=cancelled), now)
+    assert v["state"] == "away" and v["position"] is None
+    first = v["next"][0]
+    assert (first["name"], first["status"], first["reason"]) == ("Markt", "cancelled", "Krank")
+    assert public_view(cfg, VanState("v1", "online", now, fix, plan=a), now)["state"] == "open"
+
+
+def test_without_a_plan_another_van_gets_no_tour_of_the_hubs_config():
+    cfg = cfg_for()
+    now = local(MON, 11, 0)
+    fix = Position(time=now - timedelta(minutes=1), lat=MARKT[0], lon=MARKT[1], van="v9")
+    v = public_view(cfg, VanState("v9", "online", now, fix), now)
+    assert v["state"] == "away" and v["next"] == []
+    own = public_view(cfg, VanState("v1", "online", now, replace(fix, van="v1")), now)
+    assert own["state"] == "open"  # the config's own van: its TOML tour is its first plan
+
+
+def test_load_state_reads_the_vans_stored_plan(tmp_path):
+    from telemetry.plan import save_plan
+
+    cfg, a, b, cancelled = _plans()
+    st = Store(tmp_path / "hub.db")
+    now = local(MON, 11, 0)
+    st.ingest_many([Position(time=now - timedelta(minutes=2), lat=MARKT[0], lon=MARKT[1],
+                             van=v) for v in ("v1", "v2")])  # fmt: skip
+    save_plan(st, cancelled)
+    save_plan(st, b.changed(now=1.0))
+    s1, s2 = load_state(st, "v1"), load_state(st, "v2")
+    assert s1.plan == cancelled and s2.plan is not None and s2.plan.van == "v2"
+    assert public_view(cfg, s1, now)["state"] == "away"
+    assert public_view(cfg, s2, now)["next"][0]["name"] == "Schule"
     st.close()

@@ -38,7 +38,13 @@
       .then(function (r) {
         clearTimeout(timer);
         if (!r.ok) throw new Error("status " + r.status);
-        if (down) { setDown(false); go(); }  /* the server is back: start afresh */
+        if (down) { setDown(false); go(); return null; }  /* the server is back: start afresh */
+        return r.json();
+      })
+      .then(function (h) {
+        /* A new tour plan (a cancelled stop): the idle start page shows it at once. */
+        if (h && isHome && d.plan !== undefined && h.plan !== undefined &&
+            String(h.plan) !== d.plan && Date.now() - last > 3000) go();
       })
       .catch(function () { clearTimeout(timer); setDown(true); });
   }
