@@ -87,13 +87,22 @@ FLAGS=(
 # shellcheck disable=SC2206 # word splitting of the extra flags is intended
 EXTRA=($KIOSK_EXTRA_FLAGS)
 
+# The box's web server answers at all. A 503 from /healthz means "the box cannot store":
+# the page then shows its own "please ask the team" screen, so the browser stays.
 healthy() {
+  local code
   if command -v curl >/dev/null 2>&1; then
-    curl -fsS -m 3 -o /dev/null "$KIOSK_HEALTH_URL" 2>/dev/null
+    code=$(curl -sS -m 3 -o /dev/null -w '%{http_code}' "$KIOSK_HEALTH_URL" 2>/dev/null) || true
   else
-    python3 -c 'import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=3)' \
-      "$KIOSK_HEALTH_URL" 2>/dev/null
+    code=$(python3 -c 'import sys, urllib.request as u, urllib.error as e
+try:
+    print(u.urlopen(sys.argv[1], timeout=3).status)
+except e.HTTPError as x:
+    print(x.code)
+except Exception:
+    print("000")' "$KIOSK_HEALTH_URL" 2>/dev/null) || true
   fi
+  [ -n "$code" ] && [ "$code" != "000" ] && [ "$code" -lt 500 -o "$code" = "503" ]
 }
 
 wait_healthy() {

@@ -47,40 +47,50 @@ from flask_babel import get_locale, gettext
 from flask_babel import lazy_gettext as _l  # extracted with: pybabel extract -k _l
 from markupsafe import Markup
 
+from telemetry import categories
 from telemetry.events import CheckIn
-from telemetry.tour import next_visits
+from telemetry.plan import current_plan, stored_version
 
 from . import appctx, csrf, i18n
 
-# Stable English codes: what is stored and published. Labels are translated.
-AGE_GROUPS = {
-    "15-17": _l("15 to 17"),
-    "18-20": _l("18 to 20"),
-    "21-24": _l("21 to 24"),
-    "25-27": _l("25 to 27"),
-    "unsaid": _l("I'd rather not say"),
-}
-TOPICS = {
-    "school": _l("School"),
-    "training": _l("Training or apprenticeship"),
-    "job": _l("Job"),
-    "money": _l("Money"),
-    "housing": _l("Housing"),
-    "family": _l("Family"),
-    "health": _l("Health"),
-    "papers": _l("Residence or papers"),
-    "talk": _l("Just want to talk"),
-    "other": _l("Something else"),
-}
+
+# Stable English codes (telemetry.categories: what is stored, published and accepted by
+# the hub) with their labels here, translated, in the same order.
+def _labelled(codes: tuple[str, ...], labels: tuple) -> dict:
+    return dict(zip(codes, labels, strict=True))  # a missing label fails at import
+
+
+AGE_GROUPS = _labelled(
+    categories.AGE_GROUPS,
+    (_l("15 to 17"), _l("18 to 20"), _l("21 to 24"), _l("25 to 27"), _l("I'd rather not say")),
+)
+TOPICS = _labelled(
+    categories.TOPICS,
+    (
+        _l("School"),
+        _l("Training or apprenticeship"),
+        _l("Job"),
+        _l("Money"),
+        _l("Housing"),
+        _l("Family"),
+        _l("Health"),
+        _l("Residence or papers"),
+        _l("Just want to talk"),
+        _l("Something else"),
+    ),
+)
 FIRST_VISIT = {"yes": True, "no": False, "unsaid": None}
-HEARD_FROM = {
-    "friends": _l("Friends"),
-    "school": _l("School"),
-    "social_media": _l("Social media"),
-    "youth_worker": _l("Youth worker"),
-    "poster": _l("Poster or flyer"),
-    "other": _l("Other"),
-}
+HEARD_FROM = _labelled(
+    categories.HEARD_FROM,
+    (
+        _l("Friends"),
+        _l("School"),
+        _l("Social media"),
+        _l("Youth worker"),
+        _l("Poster or flyer"),
+        _l("Other"),
+    ),
+)
 SKIP = "skip"
 
 # Which fields each step's post must and may carry (besides csrf_token, flow, step).
@@ -208,16 +218,23 @@ def _day_label(start: datetime, now: datetime) -> str:
 
 
 def _next_stops() -> list[dict]:
+    """The next three visits of this van's newest plan (telemetry/plan.py; the TOML tour
+    until the hub sends one); a cancelled visit stays in the list, marked as cancelled."""
     cfg = appctx.config()
     now = appctx.now().astimezone(cfg.tz)
+    plan = current_plan(appctx.store().reader(), cfg.van["id"], cfg.tour)
     out = []
-    for v in next_visits(cfg.tour, now, cfg.tz, 3):
+    for v in plan.next_visits(now, cfg.tz, 3):
+        hours = f"{v.start:%H:%M}–{v.end:%H:%M}"  # 24 h, as on the van's sign
+        if v.cancelled:
+            hours += " · " + gettext("Cancelled")
         out.append(
             {
-                "name": v.stop.name,
+                "name": v.name,
                 "day": _day_label(v.start, now),
-                "hours": f"{v.start:%H:%M}–{v.end:%H:%M}",  # 24 h, as on the van's sign
+                "hours": hours,
                 "open": v.is_open(now),
+                "status": v.status,
             }
         )
     return out
@@ -228,6 +245,7 @@ def _page(template: str, **ctx) -> str:
     lang = i18n.current()
     ctx.setdefault("home_url", url_for("checkin.start"))
     ctx.setdefault("idle_s", int(cfg.kiosk["idle_seconds"]))
+    ctx.setdefault("plan_version", plan_version())
     return render_template(
         template,
         van_name=cfg.van["name"],
@@ -235,6 +253,16 @@ def _page(template: str, **ctx) -> str:
         heartbeat_s=float(current_app.config.get(HEARTBEAT_KEY, 10)),
         **ctx,
     )
+
+
+def plan_version() -> int:
+    """The version of the van's newest stored plan (0: the TOML tour). The start page
+    carries it, the heartbeat reports it, and the page reloads when they differ, so a
+    cancelled stop shows on the touchscreen within one heartbeat."""
+    try:
+        return stored_version(appctx.store().reader(), appctx.config().van["id"])
+    except Exception:  # noqa: BLE001 - an old schema or a broken file: no plan known
+        return 0
 
 
 # --- views ---------------------------------------------------------------------------
@@ -285,8 +313,27 @@ def step_post(lang: str):
         heard_from=a.get("heard_from"),
         language=lang,
     )
-    guard().admit(flow, lambda: appctx.record(event))
+    kept: list[bool] = []
+    guard().admit(flow, lambda: kept.append(_record_kept(event)))
+    if kept and not kept[0]:  # neither stored nor safely waiting: never say thank you
+        return _page("checkin/ask_staff.html", idle_s=THANKS_SECONDS), 503
     return redirect(url_for("checkin.thanks", lang=lang), code=303)
+
+
+def _record_kept(event: CheckIn) -> bool:
+    """Record the check-in; True when it is stored, or waits in the box's retry queue
+    while the box is healthy (a full disk); False when the box cannot store."""
+    from .status import healthy
+
+    recorder = current_app.extensions.get("vanbox_record")
+    try:
+        outcome = str(recorder(event)) if recorder is not None else str(appctx.record(event))
+    except Exception:  # noqa: BLE001 - the visitor gets the staff screen, not a 500
+        current_app.logger.exception("check-in could not be recorded")
+        return False
+    if outcome == "queued":
+        return healthy()[0]
+    return outcome not in ("dead", "dropped")
 
 
 @bp.get(f"/<{LANG_RULE}>/thanks")

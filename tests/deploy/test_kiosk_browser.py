@@ -22,13 +22,18 @@ LAUNCHER = Path(__file__).resolve().parents[2] / "deploy" / "kiosk-browser.sh"
 
 
 class Health(http.server.BaseHTTPRequestHandler):
-    up = True
+    up = True  # False: the box hangs or is gone (no HTTP answer at all)
+    sick = False  # True: the box answers 503 (cannot store; the page says "ask the team")
 
     def do_GET(self):  # noqa: N802 - http.server's name
-        ok = self.path == "/healthz" and Health.up
+        if not Health.up:
+            self.close_connection = True
+            self.connection.shutdown(2)  # no answer, like a hung or dead server
+            return
+        ok = self.path == "/healthz" and not Health.sick
         self.send_response(200 if ok else 503)
         self.end_headers()
-        self.wfile.write(b'{"ok": true}' if ok else b"down")
+        self.wfile.write(b'{"ok": true}' if ok else b'{"ok": false}')
 
     def log_message(self, *args):
         pass
@@ -39,7 +44,7 @@ def server():
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
-    Health.up = True
+    Health.up, Health.sick = True, False
     yield srv
     srv.shutdown()
     srv.server_close()
@@ -132,6 +137,11 @@ def test_restarts_browser_when_healthz_stops_and_when_it_dies(kiosk, server):
     # the power cut left the profile "crashed": marked clean before the start
     assert '"exit_type":"Normal"' in prefs.read_text().replace(" ", "")
     assert '"exited_cleanly":true' in prefs.read_text().replace(" ", "")
+
+    Health.sick = True  # the box cannot store: 503, but its page answers; the browser stays
+    time.sleep(1.0)  # ten checks at 0.1 s: a restart would need two failures
+    assert alive(pid) and len(starts()) == 1
+    Health.sick = False
 
     Health.up = False  # the box hangs: after 2 failed checks the browser goes
     wait_until(lambda: not alive(pid), what="browser stopped after failed health checks")

@@ -84,7 +84,7 @@ def serve(db):
 
 
 def rows(db: Store) -> list[dict]:
-    cur = db.reader().execute("SELECT * FROM checkins ORDER BY id")
+    cur = db.reader().execute("SELECT * FROM checkins ORDER BY rowid")  # ids are random (v4)
     return [dict(r) for r in cur.fetchall()]
 
 

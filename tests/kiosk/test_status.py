@@ -1,0 +1,97 @@
+"""kiosk/status.py: the health registry behind /healthz, /status only on the box, and the
+exact position only for logged-in staff (issue 11 point 6, issue 12 point 6)."""
+
+from __future__ import annotations
+
+import pytest
+
+from firmware.passwd import set_user
+from kiosk import create_app
+from kiosk.status import healthy, register_check
+from telemetry.config import default_config
+from telemetry.events import Position, utcnow
+from tests.kiosk.test_staff_auth import hash_password, login
+
+LAT, LON = 52.386123, 10.261987  # a made-up exact position near Edemissen
+
+
+@pytest.fixture
+def box_app(store, tmp_path):
+    pw = tmp_path / "staff.passwd"
+    set_user(pw, "anna", hash_password("annas-passwort-1"))
+    cfg = default_config({"staff": {"passwd_file": str(pw)}})
+    store.record(Position(time=utcnow(), lat=LAT, lon=LON, mode=3, sats=9))
+    return create_app({"TESTING": True}, config=cfg, store=store, mode="box")
+
+
+def test_healthz_is_200_only_while_every_check_passes(box_app):
+    c = box_app.test_client()
+    r = c.get("/healthz")
+    assert r.status_code == 200 and r.get_json()["ok"] is True and r.get_json()["failed"] == {}
+    register_check(box_app, "database", lambda: (True, ""))
+    register_check(box_app, "gps", lambda: (True, ""))
+    assert c.get("/healthz").status_code == 200
+    register_check(box_app, "gps", lambda: (False, "the GPS loop has not gone round for 61 s"))
+    r = c.get("/healthz")
+    assert r.status_code == 503
+    body = r.get_json()
+    assert body["ok"] is False
+    assert body["failed"] == {"gps": "the GPS loop has not gone round for 61 s"}
+    assert body["checks"]["database"] == {"ok": True, "reason": ""}
+    register_check(box_app, "gps", lambda: (True, ""))  # it recovers
+    assert c.get("/healthz").status_code == 200
+
+
+def test_a_check_that_raises_is_a_failed_check(box_app):
+    def broken():
+        raise RuntimeError("boom")
+
+    register_check(box_app, "broken", broken)
+    r = box_app.test_client().get("/healthz")
+    assert r.status_code == 503 and r.get_json()["failed"]["broken"] == "RuntimeError: boom"
+    with box_app.app_context():
+        assert healthy() == (False, {"broken": "RuntimeError: boom"})
+
+
+def test_the_registry_is_the_apps_extensions_dict(box_app):
+    box_app.extensions.setdefault("vanbox_health", {})["x"] = lambda: (False, "why")
+    assert box_app.test_client().get("/healthz").get_json()["failed"] == {"x": "why"}
+
+
+def test_healthz_in_hub_mode_but_status_only_on_the_box(store):
+    hub = create_app({"TESTING": True}, config=default_config(), store=store, mode="hub")
+    assert hub.test_client().get("/healthz").status_code == 200
+    assert "box_status.status_page" not in hub.view_functions
+    assert "box_status.status_json" not in hub.view_functions
+    box = create_app({"TESTING": True}, config=default_config(), store=store, mode="box")
+    assert "box_status.status_page" in box.view_functions
+
+
+def test_anonymous_status_has_no_exact_position(box_app):
+    c = box_app.test_client()
+    d = c.get("/status.json").get_json()
+    assert d["last_fix"]["mode"] == 3 and "age_s" in d["last_fix"]
+    assert (d["last_fix"]["lat"], d["last_fix"]["lon"]) == (52.39, 10.26)  # about 1 km
+    assert d["last_fix"]["rounded"] is True
+    page = c.get("/status").text
+    for text in (f"{LAT:.3f}", f"{LON:.3f}", "52.386", "10.261"):
+        assert text not in page and text not in c.get("/status.json").text
+    assert "about 52.39, 10.26" in page and "logged-in staff" in page
+
+
+def test_staff_see_the_exact_position(box_app):
+    c = box_app.test_client()
+    r = login(c, "anna", "annas-passwort-1")
+    assert r.status_code in (302, 303)
+    d = c.get("/status.json").get_json()
+    assert d["last_fix"]["lat"] == LAT and d["last_fix"]["lon"] == LON
+    assert "rounded" not in d["last_fix"]
+    assert f"{LAT:.5f}" in c.get("/status").text
+
+
+def test_status_shows_failing_health(box_app):
+    register_check(box_app, "database", lambda: (False, "database /x is read-only: remount"))
+    c = box_app.test_client()
+    assert "NOT working" in c.get("/status").text
+    d = c.get("/status.json").get_json()
+    assert d["healthy"] is False and "read-only" in d["failed"]["database"]
