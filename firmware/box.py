@@ -8,9 +8,13 @@
     kiosk (waitress) --check-ins--------------------> Store.record --> outbox
                                                        Publisher <-- outbox --> MQTT
 
-Threads: the GPS reader, the sensor's callbacks and tick, the publisher, waitress and
-the watchdog. The watchdog feeds systemd only while GPS, publisher and web threads are
-all alive, so a hung thread gets the box restarted.
+Threads: the GPS reader, the sensor's callbacks and tick, the publisher, waitress,
+the retry loop and the watchdog. :class:`firmware.box_record.Recorder` is the record
+path: what the disk cannot take now waits in memory, what can never be stored is
+dead-lettered. The health checks of :mod:`firmware.box_health` (a real heartbeat write,
+the retry queue, the dead-letter rate, the GPS loop) feed both ``/healthz`` and the
+systemd watchdog, so a box that cannot store gets restarted and its kiosk stops
+thanking visitors.
 """
 
 from __future__ import annotations
@@ -21,22 +25,25 @@ import socket
 import threading
 import time
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 from telemetry.clock import Clock
 from telemetry.config import Config
 from telemetry.deadband import Deadband
-from telemetry.errors import VanboxError
+from telemetry.errors import StoreError, VanboxError
 from telemetry.events import Event, Footfall
 from telemetry.store import Store
 
+from . import box_health
+from .box_record import RETRY_EVERY_S, RETRY_MAX, Outcome, Recorder
+
 log = logging.getLogger("vanbox.box")
 
-# Events that could not be written (disk full, database locked for too long) wait here
-# and are retried; the oldest track points go first if it fills up.
-RETRY_MAX = 10_000
+__all__ = ["RETRY_MAX", "WATCHDOG_STALL_S", "Box", "Outcome", "open_store", "run"]
+
 # A part whose loop has not gone round for this long is hung: stop feeding the watchdog.
-WATCHDOG_STALL_S = 60.0
+WATCHDOG_STALL_S = box_health.GPS_STALL_S
 
 
 def add_arguments(parser) -> None:
@@ -49,7 +56,7 @@ def run(args) -> int:
     from telemetry.config import load_config
 
     cfg = load_config(args.config)
-    box = Box(cfg)
+    box = Box(cfg)  # raises VanboxError with one clear line for a read-only/corrupt database
     box.start()
     box.install_signal_handlers()
     box.wait()
@@ -74,9 +81,8 @@ class Box:
         self.gps_url = gps_url or cfg.gps["port"]
         self.mqtt_enabled = cfg.mqtt["enabled"] if mqtt is None else mqtt
         self.web_enabled = web
-        self.store = store or Store(
-            cfg.database["path"], van=cfg.van["id"], tz=cfg.timezone, tid=cfg.van["tid"]
-        )
+        self.store = store or open_store(cfg)
+        self.recorder = Recorder(self.store)
         self.deadband = Deadband.from_config(cfg.publish)
         self.gps = None
         self.sensor = None
@@ -94,58 +100,62 @@ class Box:
         self.fixes = 0
         self.started = time.monotonic()
         self._stop = threading.Event()
-        self._retry: deque[Event] = deque()
-        self._retry_lock = threading.Lock()
         self._web_thread: threading.Thread | None = None
         self._retry_thread: threading.Thread | None = None
-        self.record_errors = 0
+        self._reserve_at = time.monotonic()  # when the disk reserve was last checked
 
     # --- recording ----------------------------------------------------------------
 
-    def record(self, ev: Event) -> None:
-        """Store an event; if the store cannot take it now, keep it for a retry."""
-        try:
-            with self._retry_lock:
-                if self._retry:  # keep the order: older failed events first
-                    self._retry.append(ev)
-                    return
-            self.store.record(ev)
-        except Exception as e:  # noqa: BLE001 - disk full, I/O error, locked: keep it
-            self.record_errors += 1
-            log.error("could not store %s %s (%s); keeping it for a retry", type(ev).__name__,
-                      ev.id, e)  # fmt: skip
-            with self._retry_lock:
-                self._retry.append(ev)
-                while len(self._retry) > RETRY_MAX:
-                    self._drop_one_retry()
-
-    def _drop_one_retry(self) -> None:
-        for i, old in enumerate(self._retry):
-            if type(old).__name__ == "Position":
-                del self._retry[i]
-                return
-        log.critical("retry queue full of counts and check-ins; the disk needs attention")
-        self._retry.popleft()
+    def record(self, ev: Event) -> Outcome:
+        """Store an event; if the disk cannot take it now, keep it for a retry; if it
+        can never be stored, dead-letter it. Never raises (see :class:`Recorder`)."""
+        return self.recorder.record(ev)
 
     def _retry_loop(self) -> None:
-        while not self._stop.wait(2.0):
-            with self._retry_lock:
-                if not self._retry:
-                    continue
-                batch = list(self._retry)
+        while not self._stop.wait(RETRY_EVERY_S):
             try:
-                self.store.record_many(batch)
-            except Exception as e:  # noqa: BLE001
-                log.warning("retry of %d events failed: %s", len(batch), e)
-                continue
-            with self._retry_lock:
-                for _ in batch:
-                    self._retry.popleft()
-            log.info("stored %d events that had waited for the disk", len(batch))
+                self.recorder.heartbeat()
+                self.recorder.retry_once()
+                if self.recorder.depth == 0 and time.monotonic() - self._reserve_at > 600:
+                    self._reserve_at = time.monotonic()
+                    from . import disk_reserve
+
+                    disk_reserve.ensure(self.store.path)
+            except Exception:  # noqa: BLE001 - the loop must go on; health shows it
+                log.exception("retry loop")
 
     @property
     def retry_depth(self) -> int:
-        return len(self._retry)
+        return self.recorder.depth
+
+    @property
+    def _retry(self) -> deque[Event]:
+        return self.recorder.queue
+
+    @property
+    def record_errors(self) -> int:
+        return self.recorder.errors
+
+    def health_checks(self) -> dict[str, box_health.Check]:
+        """The checks of ``/healthz`` and the watchdog: name -> () -> (ok, reason)."""
+        return {
+            "database": box_health.database_check(self.recorder),
+            "retry": box_health.retry_check(self.recorder),
+            "deadletters": box_health.deadletter_check(self.store),
+            "gps": box_health.gps_check(lambda: self.gps),
+        }
+
+    def healthy(self) -> tuple[bool, dict[str, str]]:
+        """All checks at once: (every check ok, {name: reason} of the failing ones)."""
+        failed = {}
+        for name, fn in self.health_checks().items():
+            try:
+                ok, reason = fn()
+            except Exception as e:  # noqa: BLE001 - a broken check is a failed check
+                ok, reason = False, f"{type(e).__name__}: {e}"
+            if not ok:
+                failed[name] = reason
+        return not failed, failed
 
     # --- callbacks from the drivers -----------------------------------------------
 
@@ -166,10 +176,23 @@ class Box:
     def on_footfall(self, ev: Footfall) -> None:
         self.record(ev)
 
+    def on_plan(self, payload: bytes) -> None:
+        """A plan from the hub (retained ``<prefix>/<van>/plan``): stored if newer, then
+        used for stop detection; the kiosk reads the newest stored plan itself."""
+        from telemetry.plan import receive_plan
+        from telemetry.topics import topic
+
+        van = self.cfg.van["id"]
+        where = topic(self.cfg.mqtt["topic_prefix"], van, "plan")
+        plan = receive_plan(self.store, van, payload, topic=where)
+        if plan is not None and self.detector is not None:
+            self.detector.set_plan(plan)
+
     # --- life cycle ---------------------------------------------------------------
 
     def start(self) -> Box:
         cfg = self.cfg
+        from telemetry.plan import current_plan
         from telemetry.stops import StopDetector, open_visit
 
         # Hidden zones (depot, staff homes) never become stops; a visit still open in
@@ -181,6 +204,7 @@ class Box:
             van=cfg.van["id"],
             ignore=cfg.hidden_zones,
             current=open_visit(self.store.reader(), cfg.van["id"]),
+            plan=current_plan(self.store.reader(), cfg.van["id"], cfg.tour),  # works offline
         )
         self._retry_thread = threading.Thread(target=self._retry_loop, name="retry", daemon=True)
         self._retry_thread.start()
@@ -219,6 +243,7 @@ class Box:
                 van=cfg.van["id"],
                 tid=cfg.van["tid"],
                 track_batch=cfg.publish["track_batch"],
+                on_plan=self.on_plan,
             )
             self.publisher.start()
             self.store.add_listener(self.publisher.wake)
@@ -228,9 +253,10 @@ class Box:
 
         from firmware.sdnotify import Watchdog, ready
 
-        self.watchdog = Watchdog(
-            {"gps": self._gps_alive, "publisher": self._publisher_alive, "web": self._web_alive}
-        ).start()
+        checks = {"publisher": self._publisher_alive, "web": self._web_alive}
+        for name, fn in self.health_checks().items():
+            checks[name] = lambda fn=fn: fn()[0]
+        self.watchdog = Watchdog(checks).start()
         ready("running")
         log.info("box %s running", cfg.van["id"])
         return self
@@ -238,43 +264,46 @@ class Box:
     # --- the watchdog's checks: progress, not just a thread that exists ----------------
 
     def _gps_alive(self) -> bool:
-        gps = self.gps
-        if gps is None or not gps.is_alive():
-            return False
-        loop = getattr(gps, "loop_monotonic", None)
-        return loop is None or time.monotonic() - loop < WATCHDOG_STALL_S
+        return self.gps is not None and box_health.gps_check(lambda: self.gps)()[0]
 
     def _publisher_alive(self) -> bool:
         return self.publisher is None or self.publisher.is_alive()
 
     def _web_alive(self) -> bool:
-        """The web server answers its own /healthz (a hung waitress does not)."""
+        """The web server answers its own /healthz (a hung waitress does not). A 503
+        still means the server works: the other checks say what is wrong."""
+        import urllib.error
+        import urllib.request
+
         url = self.web_url
         if url is None:
             return True
         if self._web_thread is None or not self._web_thread.is_alive():
             return False
-        import urllib.request
-
         try:
             with urllib.request.urlopen(url + "/healthz", timeout=5) as r:
                 return r.status == 200
+        except urllib.error.HTTPError as e:
+            return e.code == 503
         except OSError:
             return False
 
     def _start_web(self) -> None:
-        from waitress.server import create_server
-
         from kiosk import create_app
+        from kiosk.serve import make_server
 
         self.app = create_app(config=self.cfg, store=self.store, mode="box")
         self.app.extensions["vanbox_live"] = self.live
         self.app.extensions["vanbox_clock"] = self.clock
         self.app.extensions["vanbox_record"] = self.record  # check-ins survive a full disk
+        from kiosk.status import register_check
+
+        for name, fn in self.health_checks().items():
+            register_check(self.app, name, fn)
         host, port = self.cfg.kiosk["bind"], self.cfg.kiosk["port"]
         try:
-            self.server = create_server(self.app, host=host, port=port, threads=6,
-                                        ident="vanbox")  # fmt: skip
+            self.server = make_server(self.app, host=host, port=port, role="box", threads=6,
+                                      ident="vanbox")  # fmt: skip
         except OSError as e:
             raise VanboxError(
                 f"kiosk.port = {port}: cannot listen on {host}:{port} ({e.strerror}); "
@@ -333,12 +362,7 @@ class Box:
             self._web_thread.join(5)
         if self._retry_thread is not None:
             self._retry_thread.join(5)
-        if self._retry:
-            try:
-                self.store.record_many(list(self._retry))
-                self._retry.clear()
-            except Exception as e:  # noqa: BLE001
-                log.error("%d events could not be stored at shutdown: %s", len(self._retry), e)
+        self.recorder.flush()
         self.store.close()
 
     # --- what the status page shows -------------------------------------------------
@@ -363,8 +387,39 @@ class Box:
                 **{k: v for k, v in pub.items() if isinstance(v, int | float | str | None)},
             },
             "retry_queue": self.retry_depth,
+            "record": {
+                "dead_lettered": self.recorder.dead,
+                "dropped": self.recorder.dropped,
+                "gps_fields_rejected": gps.rejected_fields if gps is not None else 0,
+            },
             "uptime_s": round(time.monotonic() - self.started),
         }
+
+
+def open_store(cfg: Config) -> Store:
+    """The box's store. A database the box cannot use (read-only partition, corrupt
+    file) is one clear :class:`StoreError` line that says how to fix it. On a full disk
+    the reserve (:mod:`firmware.disk_reserve`) is given back so the store opens and
+    events wait in memory, as when the disk fills while the box runs."""
+    from . import disk_reserve
+    from .doctor_db import disk_full, explain_error, open_problem
+
+    path = cfg.database["path"]
+    problem = open_problem(path)
+    if problem is not None:
+        raise StoreError(problem)
+    try:
+        store = Store(path, van=cfg.van["id"], tz=cfg.timezone, tid=cfg.van["tid"])
+    except StoreError as e:
+        # A full disk: give back the reserve and try once more (events wait in memory)
+        if not (disk_full(Path(path)) and disk_reserve.release(path)):
+            raise StoreError(explain_error(e, path)) from None
+        try:
+            store = Store(path, van=cfg.van["id"], tz=cfg.timezone, tid=cfg.van["tid"])
+        except StoreError as e2:
+            raise StoreError(explain_error(e2, path)) from None
+    disk_reserve.ensure(path)
+    return store
 
 
 def broker_reachable(host: str, port: int, timeout: float = 1.0) -> bool:

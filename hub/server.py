@@ -40,10 +40,14 @@ def _config(path: str | None) -> Config:
 
 
 def run(args: argparse.Namespace) -> int:
-    import waitress
-
     from hub.ingest import Hub
+    from hub.plans import PlanPublisher, install
+    from hub.reconcile import Reconciler
+    from hub.registry import Registrar
     from kiosk import create_app
+    from kiosk.serve import make_server
+    from kiosk.status import register_check
+    from telemetry import registry
     from telemetry.homeassistant import HomeAssistantDiscovery
     from telemetry.privacy import known_vans
     from telemetry.store import Store
@@ -51,31 +55,34 @@ def run(args: argparse.Namespace) -> int:
     cfg = _config(args.config)
     db = args.db or cfg.hub["database"] or cfg.database["path"]
     store = Store(db, tz=cfg.timezone)
+    prefix = cfg.mqtt["topic_prefix"]
     ha = None
     if cfg.hub["homeassistant"]:
-        ha = HomeAssistantDiscovery(
-            cfg.mqtt["topic_prefix"], known_vans(store), {cfg.van["id"]: cfg.van["name"]}
-        )
+        names = {cfg.van["id"]: cfg.van["name"]}
+        names.update({v.id: v.name for v in registry.all_vans(store) if v.name})
+        bridged = [
+            r[0]
+            for r in store.reader().execute("SELECT van FROM van_status WHERE bridge IS NOT NULL")
+        ]
+        ha = HomeAssistantDiscovery(prefix, known_vans(store), names, bridged=bridged)
     hub = Hub(
         store,
         cfg.mqtt,
         client_id=cfg.hub["client_id"],
-        prefix=cfg.mqtt["topic_prefix"],
+        prefix=prefix,
         homeassistant=ha,
+        on_batch=Registrar(store),  # a van's first message registers it (state "new")
+        # each van's tally is compared and acknowledged; missing days are asked again
+        on_control=Reconciler(store, prefix=prefix),
     )
     app = create_app(config=cfg, store=store, mode="hub")
+    register_check(app, "hub_ingest", hub.health)  # /healthz fails when ingest is stuck
+    plans = PlanPublisher(store, hub.publish, prefix=prefix)
+    install(app, plans)  # each staff change to a plan is published retained to its van
     host = args.bind or cfg.hub["bind"]
     port = args.port or cfg.hub["port"]
-    server = waitress.create_server(
-        app,
-        host=host,
-        port=port,
-        threads=max(1, args.threads),
-        connection_limit=1000,
-        backlog=1024,
-        channel_timeout=60,
-        ident="vanbox-hub",
-    )
+    server = make_server(app, host=host, port=port, role="hub", threads=max(1, args.threads),
+                         ident="vanbox-hub", trusted_proxy=cfg.hub["trusted_proxy"])  # fmt: skip
     stopping = threading.Event()
 
     def on_term(signum, frame) -> None:
@@ -84,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     hub.start()
+    plans.watch(hub)  # every van's plan again on each (re)connect
     log.info(
         "hub: broker %s:%s, database %s, web http://%s:%s/",
         cfg.mqtt["host"], cfg.mqtt["port"], db, host, port,
@@ -95,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         log.info("hub: stopping")
         server.close()
+        plans.stop()
         hub.stop()
         store.close()
     return 0
