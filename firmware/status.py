@@ -86,8 +86,8 @@ def collect(cfg) -> dict:
 
 def _unconfirmed(store: Store) -> list[str] | None:
     """Days the hub has not confirmed yet (None when this box does not publish)."""
+    from telemetry.delivery import unconfirmed_days
     from telemetry.retention import tracks_delivery
-    from telemetry.tally import unconfirmed_days
 
     if not tracks_delivery(store):
         return None

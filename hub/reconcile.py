@@ -20,7 +20,7 @@ most 400 days) is a dead letter (source ``mqtt``) and changes nothing.
 
 ``delivery_hub`` (migration 0005) keeps the last comparison per van, day and kind and
 ``delivery_vans`` the outbox depth each van last reported;
-:func:`telemetry.tally.fleet_delivery` reads them for the hub's ``/status`` page
+:func:`telemetry.delivery.fleet_delivery` reads them for the hub's ``/status`` page
 (kiosk/fleet_status.py).
 """
 
@@ -33,10 +33,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from telemetry import deadletter, topics
+from telemetry.delivery import fleet_delivery as fleet_delivery  # the status page reads it
 from telemetry.errors import PayloadError
 from telemetry.store import Store
 from telemetry.tally import KINDS, Tally, day_counts, day_start, decode, encode
-from telemetry.tally import fleet_delivery as fleet_delivery  # the status page reads it
 
 log = logging.getLogger("vanbox.reconcile")
 

@@ -18,8 +18,8 @@ from typing import Any
 from flask import Blueprint, Flask, jsonify, render_template
 
 from telemetry import deadletter
+from telemetry.delivery import fleet_delivery
 from telemetry.store import Store
-from telemetry.tally import fleet_delivery
 
 from . import appctx
 from .status import healthy, is_staff

@@ -34,7 +34,7 @@ per-day tally (QoS 1, retained) on connect, after a resend has drained, at least
 ``tally_full_s`` (30 min); in between, when the counts changed (at most every
 ``tally_min_s``, default 300 s), a tally of today only (not retained: the retained one
 stays a full tally for a hub that subscribes), or the full one if an older day changed.
-An ack goes to :meth:`telemetry.tally.BoxDelivery.on_ack`, which re-enqueues what the
+An ack goes to :meth:`telemetry.delivery.BoxDelivery.on_ack`, which re-enqueues what the
 hub misses; a malformed ack is logged and ignored. A plan goes to the optional
 ``on_plan(payload: bytes)`` callback; its exceptions are logged, never raised.
 
@@ -66,9 +66,10 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from . import topics
 from .config import DEFAULTS
+from .delivery import BoxDelivery
 from .errors import VanboxError
 from .store import PRIORITY, Store
-from .tally import DEFAULT_WINDOW_DAYS, RESEND_POSITION_PRIORITY, BoxDelivery
+from .tally import DEFAULT_WINDOW_DAYS, RESEND_POSITION_PRIORITY
 
 log = logging.getLogger("vanbox.publisher")
 

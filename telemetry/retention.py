@@ -27,10 +27,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
+from .delivery import unconfirmed_days
 from .events import to_epoch
 from .reports import raw_metrics
 from .store import Store
-from .tally import unconfirmed_days
 
 FOLD_BATCH_DAYS = 7  # days per write transaction: the box's writers wait meanwhile
 

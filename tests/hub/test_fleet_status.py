@@ -135,7 +135,7 @@ def test_vanbox_status_url_prints_a_hub_as_a_table(app, capsys):
 
 
 def test_vanbox_status_on_a_box_says_which_days_the_hub_has_not_confirmed(tmp_path):
-    from telemetry.tally import BoxDelivery
+    from telemetry.delivery import BoxDelivery
 
     db = tmp_path / "box.db"
     cfg = default_config({"database": {"path": str(db)}, "van": {"id": "boxvan"},

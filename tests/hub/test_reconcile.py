@@ -11,9 +11,10 @@ import pytest
 
 from hub.reconcile import Reconciler, fleet_delivery
 from telemetry import deadletter, topics
+from telemetry.delivery import BoxDelivery
 from telemetry.events import CheckIn, Footfall, Position, to_epoch
 from telemetry.store import Store
-from telemetry.tally import KINDS, BoxDelivery, decode, encode
+from telemetry.tally import KINDS, decode, encode
 
 T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 DAY = "2026-06-01"

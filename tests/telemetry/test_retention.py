@@ -188,7 +188,8 @@ def test_vanbox_prune_command(tmp_path, capsys):
 
 
 def test_a_publishing_box_keeps_days_the_hub_has_not_confirmed(store):
-    from telemetry.tally import BoxDelivery, encode
+    from telemetry.delivery import BoxDelivery
+    from telemetry.tally import encode
 
     old = datetime(2024, 1, 8, 10, tzinfo=UTC)  # 2024-01-08 in Berlin, long past retention
     store.record_many(

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from telemetry.delivery import BoxDelivery, unconfirmed_days
 from telemetry.errors import PayloadError
 from telemetry.events import CheckIn, Footfall, Position, StopVisit, to_epoch
 from telemetry.store import Store
@@ -19,10 +20,8 @@ from telemetry.tally import (
     MAX_COUNT,
     MAX_DAYS,
     RESEND_POSITION_PRIORITY,
-    BoxDelivery,
     decode,
     encode,
-    unconfirmed_days,
 )
 
 T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)  # 10:00 in Berlin
