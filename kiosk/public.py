@@ -35,9 +35,8 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, render_template, request
 
-from telemetry.config import WEEKDAYS
 from telemetry.plan import Plan
-from telemetry.privacy import load_state, plan_of, public_view
+from telemetry.privacy import load_state, plan_of, public_stop, public_view
 from telemetry.registry import Van
 
 from . import appctx
@@ -196,15 +195,7 @@ def _plan_stops(plans: list[Plan], today) -> list[dict[str, Any]]:
         for s in plan.tour(around=today):
             key = (s.name, round(s.lat, 5), round(s.lon, 5))
             if key not in out:
-                out[key] = {
-                    "name": s.name,
-                    "municipality": s.municipality,
-                    "lat": round(s.lat, 5),
-                    "lon": round(s.lon, 5),
-                    "weekdays": [WEEKDAYS[d] for d in s.weekdays],
-                    "start": s.start.strftime("%H:%M"),
-                    "end": s.end.strftime("%H:%M"),
-                }
+                out[key] = public_stop(s)
     return list(out.values())
 
 

@@ -231,21 +231,23 @@ def public_view(cfg: Config, state: VanState, now: datetime) -> dict[str, Any]:
     }
 
 
+def public_stop(s: Any) -> dict[str, Any]:
+    """One stop of a tour plan as the public sees it: name, municipality, place, hours."""
+    from .config import WEEKDAYS
+
+    return {
+        "name": s.name,
+        "municipality": s.municipality,
+        "lat": round(s.lat, 5),
+        "lon": round(s.lon, 5),
+        "weekdays": [WEEKDAYS[d] for d in s.weekdays],
+        "start": s.start.strftime("%H:%M"),
+        "end": s.end.strftime("%H:%M"),
+    }
+
+
 def public_stops(cfg: Config, plan: Plan | None = None) -> list[dict[str, Any]]:
     """The tour plan's stops (public by definition): name, municipality, place, hours;
     of ``plan`` if given, else of the config's tour."""
-    from .config import WEEKDAYS
-
     tour = cfg.tour if plan is None else plan.tour()
-    return [
-        {
-            "name": s.name,
-            "municipality": s.municipality,
-            "lat": round(s.lat, 5),
-            "lon": round(s.lon, 5),
-            "weekdays": [WEEKDAYS[d] for d in s.weekdays],
-            "start": s.start.strftime("%H:%M"),
-            "end": s.end.strftime("%H:%M"),
-        }
-        for s in tour
-    ]
+    return [public_stop(s) for s in tour]
