@@ -42,7 +42,8 @@ def run(args) -> int:
     days = cfg.database["retention_days"]
     store = Store(path, van="" if args.hub else cfg.van["id"], tz=cfg.timezone)
     try:
-        result = prune(store, days, utcnow(), dry_run=args.dry_run)
+        result = prune(store, days, utcnow(), dry_run=args.dry_run,
+                       window_days=cfg.mqtt["reconcile_days"])  # fmt: skip
     finally:
         store.close()
     if args.dry_run:

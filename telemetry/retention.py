@@ -12,9 +12,12 @@ The daily job (``vanbox prune``) does, in this order:
    the reports group by); unplanned ones older than the retention lose their exact place:
    their coordinates are rounded to 0.01 degrees (about 1 km), as they may be home visits.
    The outbox is never touched: an unsent row stays until the broker has it.
-   On a box that publishes (its publisher keeps the hub's acks, telemetry/tally.py),
-   raw events of days the hub has not confirmed complete are kept, whatever their age,
-   so they can still be sent again; the summary says how many days were kept.
+   On a box that publishes (its publisher keeps the hub's acks, telemetry/delivery.py),
+   raw events of days the hub has not confirmed complete are kept while the hub can still
+   ask for them: inside the reconciliation window (``mqtt.reconcile_days``) or while
+   something of the day is still queued in the outbox. An unconfirmed day older than
+   that is deleted as any other (nothing would ever ask for it, and raw events must not
+   outlive the retention for ever); the summary counts both.
 
 Late rows for a day that was already pruned (a hub receiving a van's very old backlog)
 are ignored by the reports and deleted by the next run; they are older than the
@@ -23,6 +26,7 @@ retention anyway.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -31,6 +35,9 @@ from .delivery import unconfirmed_days
 from .events import to_epoch
 from .reports import raw_metrics
 from .store import Store
+from .tally import DEFAULT_WINDOW_DAYS, first_day
+
+log = logging.getLogger("vanbox.retention")
 
 FOLD_BATCH_DAYS = 7  # days per write transaction: the box's writers wait meanwhile
 
@@ -44,6 +51,7 @@ class PruneResult:
     checkins: int
     cutoff: str  # first local day kept
     kept: tuple[str, ...] = ()  # older days kept: the hub has not confirmed them yet
+    unconfirmed_deleted: int = 0  # older days deleted although the hub never confirmed them
 
     def summary(self) -> str:
         text = (
@@ -55,6 +63,11 @@ class PruneResult:
             text += (
                 f"; kept {len(self.kept)} older day(s) the hub has not confirmed yet"
                 f" ({self.kept[0]}{' .. ' + self.kept[-1] if len(self.kept) > 1 else ''})"
+            )
+        if self.unconfirmed_deleted:
+            text += (
+                f"; {self.unconfirmed_deleted} day(s) beyond the reconciliation window were"
+                " never confirmed by the hub and were deleted all the same"
             )
         return text
 
@@ -128,18 +141,24 @@ def prune(
     *,
     dry_run: bool = False,
     keep_unconfirmed: bool | None = None,
+    window_days: int = DEFAULT_WINDOW_DAYS,
 ) -> PruneResult:
     """Fold, then delete raw events older than ``retention_days`` (see module docstring).
     With ``dry_run`` nothing is written; the result says what would be deleted.
     ``keep_unconfirmed`` (default: :func:`tracks_delivery`) keeps the raw events of the
-    days the hub has not confirmed."""
+    days the hub has not confirmed and can still ask for (the last ``window_days`` days,
+    ``mqtt.reconcile_days``, or a day with events still queued in the outbox)."""
     if retention_days < 1:
         raise ValueError("retention_days must be at least 1")
     cut = cutoff_day(store, retention_days, now)
     cut_ts = to_epoch(datetime.combine(datetime.fromisoformat(cut).date(), time(), store.tz))
     if keep_unconfirmed is None:
         keep_unconfirmed = tracks_delivery(store)
-    kept = tuple(unconfirmed_days(store, cut)) if keep_unconfirmed else ()
+    unconfirmed = unconfirmed_days(store, cut) if keep_unconfirmed else []
+    window_start = first_day(store, to_epoch(now), window_days)
+    queued = _queued_days(store) if unconfirmed else set()
+    kept = tuple(d for d in unconfirmed if d >= window_start or d in queued)
+    lost = len(unconfirmed) - len(kept)
     keep_sql = f" AND day NOT IN ({','.join('?' * len(kept))})" if kept else ""
     if dry_run:
         with store._lock:
@@ -158,7 +177,7 @@ def prune(
                 ).fetchone()[0]
                 for t in ("positions", "footfall", "checkins")
             ]
-        return PruneResult(stale, days, *counts, cut, kept)
+        return PruneResult(stale, days, *counts, cut, kept, lost)
     folded = fold(store, now)
     with store.transaction() as conn:
         # Whatever became stale since the fold (a row written meanwhile) is folded now,
@@ -192,4 +211,21 @@ def prune(
             " WHERE planned = 0 AND day < ? AND (lat != round(lat, 2) OR lon != round(lon, 2))",
             (cut,),
         )
-    return PruneResult(folded, days, n_pos, n_ff, n_ci, cut, kept)
+    if lost:
+        log.warning("%d day(s) beyond the reconciliation window were never confirmed by the"
+                    " hub; deleted with the retention", lost)  # fmt: skip
+    return PruneResult(folded, days, n_pos, n_ff, n_ci, cut, kept, lost)
+
+
+def _queued_days(store: Store) -> set[str]:
+    """Local days that still have events waiting in the outbox."""
+    out: set[str] = set()
+    with store._lock:
+        for table in ("footfall", "checkins", "positions"):
+            out |= {
+                r[0]
+                for r in store._conn.execute(
+                    f"SELECT DISTINCT t.day FROM outbox o JOIN {table} t ON t.id = o.event_id"
+                )
+            }
+    return out

@@ -198,17 +198,42 @@ def test_a_publishing_box_keeps_days_the_hub_has_not_confirmed(store):
     )
     store.mark_sent(r.seq for r in store.pending(100))
     delivery = BoxDelivery(store, window_days=400, clock=lambda: old.timestamp() + 3600)
-    result = prune(store, 30, NOW)
+    window = (NOW.date() - old.date()).days + 1  # the day is inside the window
+    result = prune(store, 30, NOW, window_days=window)
     assert (result.positions, result.footfall) == (0, 0)
     assert result.kept == ("2024-01-08",)
     assert "kept 1 older day(s) the hub has not confirmed yet (2024-01-08)" in result.summary()
     assert store.count("positions") == 5
     # The hub holds one footfall event less: still kept.
     delivery.on_ack(encode({"2024-01-08": {"footfall": 2, "position": 5}}, tst=old.timestamp()))
-    assert prune(store, 30, NOW).kept == ("2024-01-08",)
+    assert prune(store, 30, NOW, window_days=window).kept == ("2024-01-08",)
     # Confirmed: deleted like any old day.
     delivery.on_ack(encode({"2024-01-08": {"footfall": 3, "position": 5}}, tst=old.timestamp()))
-    result = prune(store, 30, NOW)
+    result = prune(store, 30, NOW, window_days=window)
     assert (result.positions, result.footfall, result.kept) == (5, 3, ())
     # A box without MQTT (or the hub itself) never keeps anything back.
     assert prune(store, 30, NOW, keep_unconfirmed=False).kept == ()
+
+
+def test_an_unconfirmed_day_beyond_the_window_is_deleted_unless_still_queued(store):
+    """Nothing asks for a day older than the reconciliation window any more: its raw
+    events go with the retention (they must not outlive it for ever), and the summary
+    says so. A day with events still waiting in the outbox stays until they are out."""
+    from telemetry.delivery import BoxDelivery
+
+    old = datetime(2024, 1, 8, 10, tzinfo=UTC)
+    queued = datetime(2024, 2, 8, 10, tzinfo=UTC)
+    store.record_many([Footfall(old + timedelta(minutes=i), "in", "beam-pair", 1)
+                       for i in range(3)])  # fmt: skip
+    store.mark_sent(r.seq for r in store.pending(100))
+    store.record(Footfall(queued, "in", "beam-pair", 1))  # never sent
+    BoxDelivery(store, window_days=62, clock=lambda: NOW.timestamp())
+    window = (NOW.date() - old.date()).days  # 2024-01-08 is one day outside
+    # one day more of window and the old day is kept too (the threshold from above)
+    wider = prune(store, 30, NOW, window_days=window + 1, dry_run=True)
+    assert wider.kept == ("2024-01-08", "2024-02-08") and wider.unconfirmed_deleted == 0
+    result = prune(store, 30, NOW, window_days=window)
+    assert result.kept == ("2024-02-08",)
+    assert result.footfall == 3 and result.unconfirmed_deleted == 1
+    assert "1 day(s) beyond the reconciliation window were never confirmed" in result.summary()
+    assert store.count("footfall") == 1 and store.outbox_depth() == 1
