@@ -24,7 +24,7 @@ from typing import Any
 
 from .config import Config
 from .errors import PlanError
-from .events import Position, from_epoch, iso_utc
+from .events import Position, from_epoch, iso_utc, to_epoch, utcnow
 from .geo import coarsen, distance_m
 from .plan import Plan, PlannedVisit, stored_plan
 from .store import Store
@@ -32,6 +32,7 @@ from .store import Store
 # A fix older than this says nothing about where the van is now (a parked box
 # publishes at least every publish.parked_interval_s, 300 s by default).
 FIX_MAX_AGE = timedelta(minutes=30)
+FUTURE_SLACK = timedelta(minutes=5)  # a fix ahead of now by more is a wrong clock
 NEXT_STOPS = 3
 STATES = ("open", "driving", "away", "offline")
 
@@ -65,14 +66,19 @@ def known_vans(store: Store) -> list[str]:
     return [r[0] for r in conn.execute("SELECT van FROM van_status WHERE van != '' ORDER BY van")]
 
 
-def load_state(store: Store, van: str, *, box: bool = False) -> VanState:
-    """The state of ``van`` from the store. ``box=True``: this is the van's own box, which
-    is online by definition and was last seen at its newest fix."""
+def load_state(
+    store: Store, van: str, *, box: bool = False, now: datetime | None = None
+) -> VanState:
+    """The state of ``van`` from the store at ``now`` (default: the wall clock).
+    ``box=True``: this is the van's own box, which is online by definition and was last
+    seen at its newest fix. A fix dated ahead of ``now`` by more than the public view's
+    slack is passed over, so one bad clock cannot hide the van's real newest fix."""
     conn = store.reader()
+    limit = to_epoch((now or utcnow()) + FUTURE_SLACK)
     r = conn.execute(
         "SELECT ts, lat, lon, mode, alt, speed, track, hdop, sats, id FROM positions"
-        " WHERE van = ? AND suspect = 0 ORDER BY ts DESC LIMIT 1",
-        (van,),
+        " WHERE van = ? AND suspect = 0 AND ts <= ? ORDER BY ts DESC LIMIT 1",
+        (van, limit),
     ).fetchone()
     fix = None
     if r is not None:
@@ -165,7 +171,7 @@ def public_view(cfg: Config, state: VanState, now: datetime) -> dict[str, Any]:
     where = "away"
     plan = plan_of(cfg, state)
     fix = state.fix
-    fresh = fix is not None and now - FIX_MAX_AGE <= fix.time <= now + timedelta(minutes=5)
+    fresh = fix is not None and now - FIX_MAX_AGE <= fix.time <= now + FUTURE_SLACK
     if state.status == "offline":
         where = "offline"
     elif fresh and fix is not None and not in_hidden_zone(cfg, fix.lat, fix.lon):

@@ -268,3 +268,24 @@ def test_load_state_reads_the_vans_stored_plan(tmp_path):
     assert public_view(cfg, s1, now)["state"] == "away"
     assert public_view(cfg, s2, now)["next"][0]["name"] == "Schule"
     st.close()
+
+
+def test_a_fix_dated_far_ahead_does_not_hide_the_van(tmp_path):
+    """A single fix from a wrong clock (here 23 h ahead, inside what the hub's decoder
+    takes) is passed over: the van's real newest fix decides what the public sees."""
+    from telemetry.privacy import FUTURE_SLACK
+
+    st = Store(tmp_path / "f.db", van="", tz="Europe/Berlin")
+    try:
+        now = datetime(2026, 11, 30, 13, 0, tzinfo=UTC)  # a Monday, 14:00 in Berlin
+        real = Position(time=now - timedelta(minutes=1), lat=52.386, lon=10.261, van="v1")
+        ahead = Position(time=now + timedelta(hours=23), lat=52.0, lon=10.0, van="v1")
+        near = Position(time=now + FUTURE_SLACK - timedelta(seconds=1), lat=52.387,
+                        lon=10.262, van="v1")  # fmt: skip
+        st.ingest_many([real, ahead])
+        assert load_state(st, "v1", now=now).fix.id == real.id
+        st.ingest_many([near])  # just inside the slack: it is the newest
+        assert load_state(st, "v1", now=now).fix.id == near.id
+        assert load_state(st, "v1", now=now + timedelta(days=1)).fix.id == ahead.id
+    finally:
+        st.close()
