@@ -40,7 +40,8 @@ def _names(store: Store) -> dict[str, tuple[str, str]]:
 
 
 def fleet(store: Store, now: datetime, *, staff: bool) -> list[dict[str, Any]]:
-    """One dict per van the hub knows (see the module docstring), ordered by id."""
+    """One dict per van the hub knows (see the module docstring), ordered by id; without a
+    staff login only the published vans."""
     db = store.reader()
     status = {
         r[0]: r
@@ -58,6 +59,8 @@ def fleet(store: Store, now: datetime, *, staff: bool) -> list[dict[str, Any]]:
         s = status.get(van)
         d = delivery.get(van, {})
         name, state = names.get(van, ("", ""))
+        if not staff and state != "public":
+            continue  # a new or retired van's id, name and activity are for staff only
         last = store.last_position(van)
         fix: dict[str, Any] | None = None
         if last is not None:

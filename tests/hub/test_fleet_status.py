@@ -56,6 +56,12 @@ def hub_store(tmp_path):
                                                                outbox=4)))])  # fmt: skip
     rec(FakeHub(), [("v-offline", "tally", json.loads(encode({day: {"footfall": 2}}, tst=t,
                                                                 outbox=17)))])  # fmt: skip
+    from telemetry import registry
+
+    registry.register(s, ["v-online", "v-offline", "v-new"], now=t)
+    for van in ("v-online", "v-offline"):
+        registry.rename(s, van, van.upper(), now=t)
+        registry.publish(s, van, now=t)
     yield s
     s.close()
 
@@ -84,7 +90,7 @@ def test_status_json_lists_every_van_without_exact_positions(app):
     d = c.get("/status.json").get_json()
     assert d["mode"] == "hub"
     vans = {v["van"]: v for v in d["vans"]}
-    assert set(vans) == {"v-online", "v-offline"}
+    assert set(vans) == {"v-online", "v-offline"}  # not the unpublished "v-new"
     on, off = vans["v-online"], vans["v-offline"]
     assert on["status"] == "online" and off["status"] == "offline"
     assert 50 <= on["last_contact_age_s"] <= 120
@@ -106,6 +112,16 @@ def test_staff_see_exact_positions(app):
     on = {v["van"]: v for v in c.get("/status.json").get_json()["vans"]}["v-online"]
     assert (on["last_fix"]["lat"], on["last_fix"]["lon"]) == (LAT, LON)
     assert "52.38612" in c.get("/status").text
+
+
+def test_unpublished_vans_are_listed_for_staff_only(app):
+    c = app.test_client()
+    anon = c.get("/status.json").get_json()["vans"]
+    assert "v-new" not in {v["van"] for v in anon}
+    assert "v-new" not in c.get("/status").text
+    login(c)
+    staff = {v["van"]: v for v in c.get("/status.json").get_json()["vans"]}
+    assert staff["v-new"]["state"] == "new" and "v-new" in c.get("/status").text
 
 
 def test_box_mode_keeps_its_own_status_page(store):
