@@ -157,9 +157,12 @@ def run(args) -> int:
         return 0 if s["box"] else 1
     fix = s["last_fix"]
     print(f"van:        {s['van']}")
-    if fix:
+    if fix and "lat" in fix:
         print(f"last fix:   {fix['lat']:.5f}, {fix['lon']:.5f} ({fix['mode']}D), "
               f"{age_text(fix['age_s'])} ago")  # fmt: skip
+    elif fix:  # asked over HTTP without a staff login: no position
+        print(f"last fix:   {fix['mode']}D, {age_text(fix['age_s'])} ago"
+              " (position for logged-in staff only)")  # fmt: skip
     else:
         print("last fix:   none recorded yet")
     oldest = s["outbox_oldest_age_s"]
@@ -184,7 +187,7 @@ def run(args) -> int:
             print(f"disk:       {box['retry_queue']} events wait in memory (database full?)")
         gps = box.get("gps") or {}
         print(f"gps port:   {gps.get('port')} {'open' if gps.get('open') else 'NOT open'}")
-    t = s["today"]
+    t = {k: "<3" if v is None else v for k, v in s["today"].items()}
     print(f"today:      in {t['in']}, out {t['out']}, passes {t['pass']}, inside {t['occupancy']},"
           f" check-ins {t['checkins']}")  # fmt: skip
     return 0 if box else 1

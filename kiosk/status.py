@@ -10,9 +10,9 @@ which is ``app.extensions.setdefault("vanbox_health", {})[name] = fn``. Without 
 registered check, ``/healthz`` still proves that the database answers a query.
 
 ``/status`` and ``/status.json`` exist on the box only (the hub has its fleet page).
-The exact position is shown to logged-in staff only: anyone on the van's network can
-open ``/status``, and an exact position would tell them where the van is or was (a
-staff member's home, a home visit). Others see it rounded to about 1 km.
+The position is shown to logged-in staff only: anyone on the van's network can open
+``/status``, and even a rounded position, polled, is a track (a staff member's home, a
+home visit). Today's counts below 3 are shown as "<3" without a login.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ LIVE_KEY = "vanbox_live"
 HEALTH_KEY = "vanbox_health"
 
 HealthCheck = Callable[[], tuple[bool, str]]
-ANON_DECIMALS = 2  # decimals of lat/lon shown without a staff login (about 1 km)
+SMALL_CELL = 3  # counts below this are shown as "<3" (null in JSON) without a staff login
 
 
 def live() -> dict:
@@ -117,15 +117,24 @@ def _dead_letters() -> int | None:
         return None
 
 
+def suppress(today: dict[str, int]) -> dict[str, int | None]:
+    """Today's counts for someone not logged in: a count of 1 or 2 becomes ``None``
+    (shown "<3"), as in every report outside the staff area."""
+    return {k: (v if not v or v >= SMALL_CELL else None) for k, v in today.items()}
+
+
 @box_bp.get("/status")
 def status_page():
     st = appctx.store()
     cfg = appctx.config()
     ok, failed = healthy()
+    staff = is_staff()
+    today = st.today(appctx.now())
     return render_template(
-        "status.html", van=cfg.van, today=st.today(appctx.now()), last=st.last_position(),
-        depth=st.outbox_depth(), live=live(), now=appctx.now(), staff=is_staff(),
-        healthy=ok, failed=failed, dead_letters=_dead_letters(), anon_decimals=ANON_DECIMALS,
+        "status.html", van=cfg.van, today=today if staff else suppress(today),
+        last=st.last_position(),
+        depth=st.outbox_depth(), live=live(), now=appctx.now(), staff=staff,
+        healthy=ok, failed=failed, dead_letters=_dead_letters(),
     )  # fmt: skip
 
 
@@ -135,6 +144,7 @@ def status_json():
     last = st.last_position()
     now = appctx.now()
     ok, failed = healthy()
+    staff = is_staff()
     last_fix = None
     if last is not None:
         last_fix = {
@@ -142,18 +152,15 @@ def status_json():
             "age_s": round((now - last.time).total_seconds(), 1),
             "mode": last.mode,
         }
-        if is_staff():
+        if staff:
             last_fix |= {"lat": last.lat, "lon": last.lon}
-        else:  # about 1 km: the area, not the house the van stands at
-            last_fix |= {
-                "lat": round(last.lat, ANON_DECIMALS),
-                "lon": round(last.lon, ANON_DECIMALS),
-                "rounded": True,
-            }
+        else:
+            last_fix["position"] = "staff only"
+    today = st.today(now)
     resp = jsonify(
         {
             "van": appctx.config().van["id"],
-            "today": st.today(now),
+            "today": today if staff else suppress(today),
             "outbox": st.outbox_depth(),
             "last_fix": last_fix,
             "healthy": ok,

@@ -9,7 +9,7 @@ from firmware.passwd import set_user
 from kiosk import create_app
 from kiosk.status import healthy, register_check
 from telemetry.config import default_config
-from telemetry.events import Position, utcnow
+from telemetry.events import Footfall, Position, utcnow
 from tests.kiosk.test_staff_auth import hash_password, login
 
 LAT, LON = 52.386123, 10.261987  # a made-up exact position near Edemissen
@@ -67,16 +67,25 @@ def test_healthz_in_hub_mode_but_status_only_on_the_box(store):
     assert "box_status.status_page" in box.view_functions
 
 
-def test_anonymous_status_has_no_exact_position(box_app):
+def test_anonymous_status_has_no_position_and_no_small_counts(box_app):
+    """Anyone on the van's network can poll /status: no position at all (a rounded one,
+    polled, is a track), and today's counts of 1 or 2 as "<3"."""
     c = box_app.test_client()
+    st = box_app.extensions["vanbox_store"]
+    now = utcnow()
+    ins = [Footfall(time=now, kind="in", sensor="beam-pair") for _ in range(2)]
+    outs = [Footfall(time=now, kind="out", sensor="beam-pair") for _ in range(3)]
+    st.record_many(ins + outs)
     d = c.get("/status.json").get_json()
     assert d["last_fix"]["mode"] == 3 and "age_s" in d["last_fix"]
-    assert (d["last_fix"]["lat"], d["last_fix"]["lon"]) == (52.39, 10.26)  # about 1 km
-    assert d["last_fix"]["rounded"] is True
+    assert "lat" not in d["last_fix"] and d["last_fix"]["position"] == "staff only"
+    assert d["today"]["in"] is None and d["today"]["out"] == 3 and d["today"]["pass"] == 0
     page = c.get("/status").text
-    for text in (f"{LAT:.3f}", f"{LON:.3f}", "52.386", "10.261"):
+    for text in (f"{LAT:.2f}", f"{LON:.2f}", f"{LAT:.1f}"):
         assert text not in page and text not in c.get("/status.json").text
-    assert "about 52.39, 10.26" in page and "logged-in staff" in page
+    assert "angemeldete Mitarbeitende" in page and "&lt;3 / 3 / 0" in page
+    login(c, "anna", "annas-passwort-1")
+    assert c.get("/status.json").get_json()["today"]["in"] == 2  # staff see every count
 
 
 def test_staff_see_the_exact_position(box_app):
@@ -85,13 +94,13 @@ def test_staff_see_the_exact_position(box_app):
     assert r.status_code in (302, 303)
     d = c.get("/status.json").get_json()
     assert d["last_fix"]["lat"] == LAT and d["last_fix"]["lon"] == LON
-    assert "rounded" not in d["last_fix"]
+    assert "position" not in d["last_fix"]
     assert f"{LAT:.5f}" in c.get("/status").text
 
 
 def test_status_shows_failing_health(box_app):
     register_check(box_app, "database", lambda: (False, "database /x is read-only: remount"))
     c = box_app.test_client()
-    assert "NOT working" in c.get("/status").text
+    assert "funktioniert NICHT" in c.get("/status").text
     d = c.get("/status.json").get_json()
     assert d["healthy"] is False and "read-only" in d["failed"]["database"]
