@@ -185,8 +185,11 @@ class Recorder:
                 return 0
             done = self._one_by_one(batch)
         with self._lock:
-            for _ in range(min(done, len(self._retry))):
-                self._retry.popleft()
+            # Remove exactly the events written, by identity: while the batch was being
+            # written, other threads may have queued more and a full queue may have
+            # dropped old track points, so "the first `done`" is not the same events.
+            written = {id(ev) for ev in batch[:done]}
+            self._retry = deque(ev for ev in self._retry if id(ev) not in written)
             if not self._retry:
                 self.queued_since = None
                 self.write_state = None

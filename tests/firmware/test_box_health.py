@@ -404,3 +404,40 @@ def test_the_watchdog_uses_the_same_checks(tmp_path):
     finally:
         box.recorder.queue.clear()
         box.stop()
+
+
+def test_a_checkin_queued_while_a_full_queue_is_written_is_not_lost(tmp_path, monkeypatch):
+    """Review finding: while the retry writes its snapshot, a check-in queued by another
+    thread pushed the full queue over its limit, an old fix was dropped from the front,
+    and the retry then popped "the first N" - the new check-in among them, unstored,
+    although the kiosk had thanked for it. The written events are removed by identity."""
+    from firmware import box_record
+    from firmware.box_record import Outcome, Recorder
+    from telemetry.events import CheckIn, Position, utcnow
+    from telemetry.store import Store
+
+    monkeypatch.setattr(box_record, "RETRY_MAX", 5)
+    s = Store(tmp_path / "b.db", van="v1")
+    try:
+        r = Recorder(s)
+        t = utcnow()
+        for i in range(5):  # the disk was full: five fixes wait
+            r._enqueue(Position(time=t, lat=52.3, lon=10.2 + i * 1e-4))
+        ci = CheckIn(time=t, age_group="18-20")
+        real = s.record_many
+        outcome = []
+
+        def record_many(batch):
+            n = real(batch)  # the disk is back: the fixes are written, and meanwhile ...
+            outcome.append(r.record(ci))  # ... the kiosk records a check-in (queued)
+            return n
+
+        monkeypatch.setattr(s, "record_many", record_many)
+        r.retry_once()
+        assert outcome == [Outcome.QUEUED]
+        assert [type(e).__name__ for e in r.queue] == ["CheckIn"]  # still waiting, not lost
+        monkeypatch.setattr(s, "record_many", real)
+        r.retry_once()
+        assert s.count("checkins") == 1 and not r.queue
+    finally:
+        s.close()
