@@ -125,6 +125,24 @@ def check_tls(cfg: Config, probes: Probes) -> list[Finding]:
     return out
 
 
+def running_box_mqtt(cfg: Config, timeout: float) -> dict[str, Any] | None:
+    """The broker state a running box reports on its own status page, or None when no box
+    answers on ``kiosk.port``."""
+    import json
+    import urllib.request
+
+    host = cfg.kiosk["bind"]
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    url = f"http://{host}:{cfg.kiosk['port']}/status.json"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            body = json.loads(r.read(65536))
+    except (OSError, ValueError):
+        return None
+    mq = body.get("mqtt") if isinstance(body, dict) else None
+    return mq if isinstance(mq, dict) else None
+
+
 def check_broker(cfg: Config, probes: Probes) -> Finding:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
@@ -145,7 +163,18 @@ def check_broker(cfg: Config, probes: Probes) -> Finding:
                 f"mqtt.password_file = {mq['password_file']!r}: cannot read ({e})",
                 "write the password into that file: chmod 600, owner vanbox",
             )
-    # Its own client id: reusing the box's would disconnect the running box.
+    # The central broker ties the client id to the login (use_username_as_clientid): a
+    # login of ours with the van's name would take over the running box's session and
+    # fire its last will. So ask the running box first; log in only when none is
+    # connected.
+    running = running_box_mqtt(cfg, probes.timeout)
+    if running is not None and running.get("connected"):
+        return Finding(
+            "broker",
+            OK,
+            f"{where}: the running box is connected with login {mq['username'] or '(none)'}"
+            " (checked through its status page, without a second login)",
+        )
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"vanbox-doctor-{os.getpid()}")
     if mq["username"]:
         c.username_pw_set(mq["username"], password)

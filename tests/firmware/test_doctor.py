@@ -355,7 +355,8 @@ def mqtt_cfg(tmp_path, port, password="right-secret", **kw):
     m = {"enabled": True, "host": "127.0.0.1", "port": port, "username": "van1",
          "password_file": str(pwf)}  # fmt: skip
     m.update(kw)
-    return doctor.default_config({"mqtt": m})
+    # no running box on the kiosk port (a demo on 8080 would answer for the broker)
+    return doctor.default_config({"mqtt": m, "kiosk": {"port": free_port()}})
 
 
 def free_port() -> int:
@@ -599,3 +600,45 @@ def test_cli_text_all_ok_exits_0(tmp_path, capsys, monkeypatch):
     text = doctor.render(f, cfg)
     assert text.splitlines()[0] == f"vanbox doctor: {cfg}"
     assert "0 failed" in text.splitlines()[-1]
+
+
+@pytest.mark.mqtt
+def test_broker_check_does_not_take_over_a_running_boxs_session(broker_factory, tmp_path):
+    """With client ids tied to logins on the central broker, a login of the doctor's as
+    the van would kick the running box off (and fire its last will). With a box
+    answering on the kiosk port and connected, the doctor asks it instead."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Box(BaseHTTPRequestHandler):
+        state = {"host": "x", "connected": True}
+
+        def do_GET(self):  # noqa: N802
+            body = json.dumps({"mqtt": Box.state}).encode()
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    b = private_broker(broker_factory, tmp_path)
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Box)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        pwf = tmp_path / "mqtt.password"
+        pwf.write_text("wrong\n")  # a login would be refused: only asking the box is OK
+        cfg = doctor.default_config(
+            {"mqtt": {"enabled": True, "host": "127.0.0.1", "port": b.port,
+                      "username": "van1", "password_file": str(pwf)},
+             "kiosk": {"port": srv.server_port}}
+        )  # fmt: skip
+        f = doctor.check_broker(cfg, probes())
+        assert f.status == OK and "running box is connected" in f.message
+        Box.state = {"host": "x", "connected": False}  # not connected: the doctor logs in
+        f = doctor.check_broker(cfg, probes())
+        assert f.status == FAIL and "refused the login" in f.message
+    finally:
+        srv.shutdown()
+        srv.server_close()
