@@ -468,3 +468,20 @@ def test_a_location_ten_years_ahead_does_not_hide_the_van_from_the_public_map(hu
     (van,) = app.test_client().get("/api/public/vans").get_json()["vans"]
     assert van["van"] == "van-a" and van["state"] == "open"
     assert van["position"] == {"lat": markt[0], "lon": markt[1], "coarse": False}
+
+
+def test_last_contact_is_when_a_live_message_arrived(hub, hub_store):
+    """A van sending a backlog of old events (or only its tally) is in contact now: its
+    "last contact" is the arrival time, not the old events' times. A retained message
+    (delivered again on subscribing) is no contact."""
+    old = Footfall(time=T - timedelta(hours=5), kind="in", occupancy=1)
+    body = topics.dumps(topics.footfall_payload(old, {"in": 1}))
+    before = time.time()
+    hub._handle([item("vanbox/backlog-van/footfall", body)])
+    seen = hub_store.reader().execute(
+        "SELECT last_seen FROM van_status WHERE van = 'backlog-van'").fetchone()[0]  # fmt: skip
+    assert seen >= before
+    hub._handle([item("vanbox/quiet-van/location", loc(tst=NOW - 3600), retain=True)])
+    seen = hub_store.reader().execute(
+        "SELECT last_seen FROM van_status WHERE van = 'quiet-van'").fetchone()[0]  # fmt: skip
+    assert seen <= NOW - 3600 + 1  # retained: only the fix's own time

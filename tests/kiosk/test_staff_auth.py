@@ -539,3 +539,14 @@ def test_flooding_10000_other_names_does_not_lift_a_lockout(store):
     )
     assert ("anna",) in [tuple(r) for r in rows]
     assert ALL_NAMES in {r[0] for r in store.reader().execute("SELECT name FROM staff_failures")}
+
+
+def test_the_login_page_says_where_to_make_a_login(passwd, store):
+    """On the hub the hint names the server and its config, on the box the box."""
+    cfg = default_config({"staff": {"passwd_file": str(passwd)}})
+    hub = create_app({"TESTING": True}, config=cfg, store=store, mode="hub")
+    box = create_app({"TESTING": True}, config=cfg, store=store, mode="box")
+    hub_page = hub.test_client().get("/staff/login").text
+    box_page = box.test_client().get("/staff/login").text
+    assert "auf dem Server des Hubs" in hub_page and "auf der Box" not in hub_page
+    assert "auf der Box" in box_page and "Hubs" not in box_page
