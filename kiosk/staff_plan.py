@@ -71,6 +71,7 @@ DONE_DE = {
     "stop": "Haltestelle gespeichert.",
     "remove-stop": "Haltestelle entfernt.",
     "remove-exception": "Änderung zurückgenommen.",
+    "copy-tour": "Haltestellen aus der Konfiguration übernommen.",
 }
 SUFFIX_DONE = " Der Plan wird an den Bus gesendet (Version {v})."
 
@@ -231,6 +232,17 @@ def _stop(plan: Plan) -> Plan:
     return plan.with_stop(stop, now=_ts())
 
 
+def _copy_tour(plan: Plan) -> Plan:
+    """A new van's plan starts empty on the hub (each van has its own tour); this takes the
+    hub config's ``[[tour.stops]]`` as its weekly stops, in one version."""
+    template = Plan.from_tour(plan.van, appctx.config().tour)
+    if plan.stops:
+        raise PlanError("Wochenplan: hat schon Haltestellen; bitte einzeln ändern")
+    if not template.stops:
+        raise PlanError("Konfiguration: enthält keine Haltestellen ([[tour.stops]])")
+    return plan.changed(stops=template.stops, now=_ts())
+
+
 def _remove_stop(plan: Plan) -> Plan:
     return plan.without_stop(_form("key"), now=_ts())
 
@@ -246,6 +258,7 @@ EDITS: dict[str, Callable[[Plan], Plan]] = {
     "extra": _extra,
     "closed": _closed,
     "stop": _stop,
+    "copy-tour": _copy_tour,
     "remove-stop": _remove_stop,
     "remove-exception": _remove_exception,
 }
@@ -306,6 +319,7 @@ def _van_page(van: str, *, error: str = "", status: int = 200, form: dict | None
         info += SUFFIX_DONE.format(v=request.args["v"])
     html = render_template(
         "staff/plan.html",
+        config_stops=0 if plan.stops else len(appctx.config().tour),
         page="plan",
         van=None,
         plan_van=van,

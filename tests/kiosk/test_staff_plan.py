@@ -223,6 +223,25 @@ def test_another_van_starts_empty_and_gets_its_own_plan(hub):
     assert c.get(f"/staff/plan/{OTHER}").status_code == 404
 
 
+def test_a_new_van_can_take_the_configured_tour_in_one_tap(hub):
+    app, st, published = hub
+    c = login(app)
+    page = c.get(f"/staff/plan/{OTHER}").text
+    n = len(default_config().tour)
+    assert f"Die {n} Haltestellen aus der Konfiguration übernehmen" in page
+    r = post(c, OTHER, "copy-tour")
+    assert r.status_code == 303
+    plan = stored_plan(st, OTHER)
+    assert plan.version == 1 and [s.name for s in plan.stops] == [
+        s.name for s in default_config().tour
+    ]
+    assert published[-1].van == OTHER and published[-1].version == 1
+    assert "aus der Konfiguration übernehmen" not in c.get(f"/staff/plan/{OTHER}").text
+    r = post(c, OTHER, "copy-tour")  # not twice over a plan that has stops
+    assert r.status_code == 400 and "schon Haltestellen" in error_of(r.text)
+    assert stored_plan(st, OTHER).version == 1
+
+
 def test_the_box_has_no_plan_editor(tmp_path):
     app, st, _ = _app(tmp_path, "box")
     c = login(app)
