@@ -10,21 +10,18 @@ with a back-off so a stale or repeated ack never makes a loop.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import time
 from typing import Any
 
-from . import topics
-from .events import CheckIn, Footfall, Position, StopVisit, from_epoch
-from .store import PRIORITY, Store
+from . import kinds, topics
+from .events import from_epoch
+from .store import Store
 from .tally import (
     DEFAULT_WINDOW_DAYS,
     KINDS,
     MAX_DAYS,
-    OUTBOX_KIND,
-    RESEND_POSITION_PRIORITY,
     Tally,
     day_counts,
     day_start,
@@ -42,63 +39,17 @@ log = logging.getLogger("vanbox.delivery")
 def _resend_rows(
     conn: sqlite3.Connection, store: Store, day: str, kind: str
 ) -> list[tuple[str, str, int, str]]:
-    """(event_id, outbox kind, priority, payload) for every event of ``day`` and
-    ``kind`` not in the outbox, rebuilt as the first time."""
-    van = store.van
-    okind = OUTBOX_KIND.get(kind, kind)
-    queued = "SELECT event_id FROM outbox WHERE kind = ?"
-    out: list[tuple[str, str, int, str]] = []
-    if kind == "footfall":
-        # ``today`` as it was when each event was recorded: running totals of the day.
-        tally = {"in": 0, "out": 0, "pass": 0}
-        rows = conn.execute(
-            f"SELECT id, ts, kind, sensor, occupancy, id IN ({queued}) FROM footfall"
-            " WHERE van = ? AND day = ? ORDER BY ts, id",
-            (okind, van, day),
-        ).fetchall()
-        for eid, ts, k, sensor, occ, is_queued in rows:
-            if k in tally:
-                tally[k] += 1
-            if is_queued:
-                continue
-            ev = Footfall(from_epoch(ts), k, sensor, occ, id=eid, van=van)
-            today = {**tally, "occupancy": occ}
-            out.append((eid, okind, PRIORITY[okind], topics.footfall_payload(ev, today)))
-    elif kind == "checkin":
-        rows = conn.execute(
-            "SELECT id, ts, age_group, topics, first_visit, heard_from, language FROM checkins"
-            f" WHERE van = ? AND day = ? AND id NOT IN ({queued}) ORDER BY ts, id",
-            (van, day, okind),
-        ).fetchall()
-        for eid, ts, age, tps, first, heard, lang in rows:
-            first = None if first is None else bool(first)
-            ev = CheckIn(from_epoch(ts), age, tuple(json.loads(tps)), first, heard, lang,
-                         id=eid, van=van)  # fmt: skip
-            out.append((eid, okind, PRIORITY[okind], topics.checkin_payload(ev)))
-    elif kind in ("stop", "stop_left"):
-        cond = ' AND "left" IS NOT NULL' if kind == "stop_left" else ""
-        rows = conn.execute(
-            'SELECT id, arrived, "left", name, municipality, lat, lon, planned FROM stop_visits'
-            f" WHERE van = ? AND day = ?{cond} AND id NOT IN ({queued}) ORDER BY arrived, id",
-            (van, day, okind),
-        ).fetchall()
-        for eid, arr, left, name, muni, lat, lon, planned in rows:
-            ev = StopVisit(from_epoch(arr), name, muni, lat, lon, bool(planned),
-                           None if left is None else from_epoch(left), id=eid, van=van)  # fmt: skip
-            out.append((eid, okind, PRIORITY[okind], topics.stop_payload(ev)))
-    elif kind == "position":
-        rows = conn.execute(
-            "SELECT id, ts, lat, lon, mode, alt, speed, track, hdop, sats FROM positions"
-            f" WHERE van = ? AND day = ? AND suspect = 0 AND id NOT IN ({queued})"
-            " ORDER BY ts, id",
-            (van, day, okind),
-        ).fetchall()
-        for eid, ts, lat, lon, mode, alt, speed, track, hdop, sats in rows:
-            ev = Position(from_epoch(ts), lat, lon, mode, alt, speed, track, hdop, sats,
-                          id=eid, van=van)  # fmt: skip
-            payload = topics.location_payload(ev, store.tid)
-            out.append((eid, okind, RESEND_POSITION_PRIORITY, payload))
-    return [(e, k, p, topics.dumps(pl)) for e, k, p, pl in out]
+    """(event_id, outbox kind, priority, payload) for every event of ``day`` and tally
+    ``kind`` not in the outbox, rebuilt as the first time (telemetry/kinds.py)."""
+    found = kinds.for_tally(kind)
+    if found is None:
+        return []
+    ek, cond = found
+    prio = ek.priority if ek.resend_priority is None else ek.resend_priority
+    return [
+        (eid, ek.name, prio, topics.dumps(payload))
+        for eid, payload in ek.resend(conn, store, store.van, day, cond)
+    ]
 
 
 class BoxDelivery:
@@ -210,10 +161,13 @@ class BoxDelivery:
             " WHERE day = ? AND kind = ?",
             (day, kind),
         ).fetchone()
-        at, count, backoff = row if row else (None, None, None)
-        if at is not None and count == n_box and now < at + (backoff or self.backoff_s):
-            return 0  # asked again too soon for the same events: wait out the back-off
-        if at is None or count != n_box or backoff is None:
+        at, gap_then, backoff = row if row else (None, None, None)
+        gap = n_box - n_hub
+        if at is not None and now < at + (backoff or self.backoff_s):
+            return 0  # re-sent not long ago: wait out the back-off, even if counts moved
+        # Keyed on the gap (what the hub lacks), not on the box's count, which grows all
+        # day: a resend that did not close the gap doubles the wait; progress starts afresh.
+        if at is None or backoff is None or gap < (gap_then or 0):
             backoff = self.backoff_s
         else:
             backoff = min(backoff * 2, self.backoff_max_s)
@@ -227,7 +181,7 @@ class BoxDelivery:
             " VALUES (?,?,?,?,?) ON CONFLICT(day, kind) DO UPDATE SET"
             " resent_at = excluded.resent_at, resent_count = excluded.resent_count,"
             " backoff_s = excluded.backoff_s",
-            (day, kind, now, n_box, backoff),
+            (day, kind, now, gap, backoff),
         )
         return len(rows)
 

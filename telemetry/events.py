@@ -8,6 +8,8 @@ ordered by their stored hour, never by id. Old check-in ids (UUIDv7, before migr
 0005) are mapped to a UUIDv4 by :func:`checkin_id`, deterministically, so box, hub and a
 re-sent old payload all arrive at the same new id.
 The van id is filled in by the store that records the event (``van=""`` until then).
+How each class is stored, published and decoded is said once, by its entry in
+:mod:`telemetry.kinds`.
 """
 
 from __future__ import annotations
@@ -158,4 +160,4 @@ class StopVisit:
         return self.arrived
 
 
-Event = Position | Footfall | CheckIn | StopVisit
+Event = Position | Footfall | CheckIn | StopVisit  # the built-in kinds (telemetry/kinds.py)

@@ -64,7 +64,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from . import topics
+from . import kinds, topics
 from .config import DEFAULTS
 from .delivery import BoxDelivery
 from .errors import VanboxError
@@ -76,7 +76,6 @@ log = logging.getLogger("vanbox.publisher")
 POSITION_PRIORITY = PRIORITY["position"]
 OTHER_PRIORITIES = sorted({p for k, p in PRIORITY.items() if k != "position"})
 QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux
-TOPIC_OF_KIND = {"footfall": "footfall", "checkin": "checkin", "stop": "stop"}
 
 ClientFactory = Callable[[str], mqtt.Client]
 
@@ -261,7 +260,8 @@ class Publisher:
         self._factory = client_factory or default_client
         self._refill_at = max(1, self.max_inflight // 4)
         self.status_topic = topics.topic(self.prefix, van, "status")
-        self._topic = {k: topics.topic(self.prefix, van, k) for k in topics.KINDS}
+        names = (*topics.KINDS, *(k.topic for k in kinds.registered()))
+        self._topic = {k: topics.topic(self.prefix, van, k) for k in names}
         self.on_plan = on_plan
         # mqtt.reconcile_days / mqtt.tally_interval_s (validated in telemetry/config.py;
         # the defaults here serve callers that pass a partial mqtt section).
@@ -730,11 +730,11 @@ class Publisher:
                 (prio, c.cursor.get(prio, 0), n - len(out)),
             ).fetchall()
             for seq, kind, payload in rows:
-                name = TOPIC_OF_KIND.get(kind)
-                if name is None:  # a newer schema's kind: leave the row for a newer publisher
+                ek = kinds.named(kind)
+                if ek is None or ek.topic not in self._topic:  # a newer schema's kind:
                     log.error("outbox row %d has unknown kind %r; skipping it", seq, kind)
-                    continue
-                out.append(_Msg(self._topic[name], payload, False, [seq]))
+                    continue  # leave the row for a newer publisher
+                out.append(_Msg(self._topic[ek.topic], payload, False, [seq]))
             if rows:
                 c.cursor[prio] = rows[-1][0]
         if len(out) < n:

@@ -15,7 +15,6 @@ connection, which WAL lets run beside the writer.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import zoneinfo
@@ -28,28 +27,19 @@ from pathlib import Path
 
 import sqlite_utils
 
-from . import topics
+from . import kinds, topics
 from .errors import StoreError
-from .events import (
-    CheckIn,
-    Event,
-    Footfall,
-    Position,
-    StopVisit,
-    checkin_id,
-    from_epoch,
-    to_epoch,
-    utcnow,
-)
+from .events import Event, Position, checkin_id, to_epoch, utcnow
 
-PRIORITY = {"footfall": 0, "checkin": 0, "stop": 0, "position": 1}
+# Outbox priority per kind of the built-in kinds (telemetry/kinds.py has them all).
+PRIORITY = {k.name: k.priority for k in kinds.registered()}
 
 
 @dataclass(frozen=True)
 class OutboxRow:
     seq: int
     event_id: str
-    kind: str  # footfall | checkin | stop | position
+    kind: str  # footfall | checkin | stop | position (telemetry/kinds.py)
     priority: int
     payload: str  # JSON text, ready to publish
     created: float
@@ -210,86 +200,26 @@ class Store:
             for ev in events:
                 if not ev.van:
                     ev = replace(ev, van=self.van)
-                self._insert(conn, ev, upsert=isinstance(ev, StopVisit))
+                ek = kinds.of(ev)
+                self._insert(conn, ev, upsert=ek.upsert_on_record)
                 kind, payload = self._payload(conn, ev)
                 if payload is not None:
                     conn.execute(
                         "INSERT INTO outbox (event_id, kind, priority, payload, created)"
                         " VALUES (?, ?, ?, ?, ?)",
-                        (ev.id, kind, PRIORITY[kind], topics.dumps(payload), to_epoch(utcnow())),
+                        (ev.id, kind, ek.priority, topics.dumps(payload), to_epoch(utcnow())),
                     )
                 out.append(ev)
         return out
 
     def _payload(self, conn: sqlite3.Connection, ev: Event) -> tuple[str, dict | None]:
-        if isinstance(ev, Position):
-            # Suspect fixes are kept for the record but never published as the position.
-            return "position", None if ev.suspect else topics.location_payload(ev, self.tid)
-        if isinstance(ev, Footfall):
-            return "footfall", topics.footfall_payload(ev, self._today(conn, ev.van, ev.time))
-        if isinstance(ev, CheckIn):
-            return "checkin", topics.checkin_payload(ev)
-        if isinstance(ev, StopVisit):
-            return "stop", topics.stop_payload(ev)
-        raise TypeError(f"not an event: {ev!r}")
+        """(outbox kind, payload) of ``ev``; no payload for what is never published."""
+        ek = kinds.of(ev)
+        return ek.name, ek.encode(ev, conn, self)
 
     def _insert(self, conn: sqlite3.Connection, ev: Event, *, upsert: bool) -> int:
         """Insert one event row; returns the number of rows changed (0 for a known id)."""
-        if isinstance(ev, Position):
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO positions (id, van, ts, day, lat, lon, mode, alt, speed,"
-                " track, hdop, sats, suspect) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    ev.id, ev.van, to_epoch(ev.time), self.day_of(ev.time), ev.lat, ev.lon,
-                    ev.mode, ev.alt, ev.speed, ev.track, ev.hdop, ev.sats, int(ev.suspect),
-                ),
-            )  # fmt: skip
-        elif isinstance(ev, Footfall):
-            loc = self.local(ev.time)
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO footfall (id, van, ts, day, hour, kind, sensor, occupancy)"
-                " VALUES (?,?,?,?,?,?,?,?)",
-                (
-                    ev.id, ev.van, to_epoch(ev.time), loc.date().isoformat(), loc.hour, ev.kind,
-                    ev.sensor, ev.occupancy,
-                ),
-            )  # fmt: skip
-        elif isinstance(ev, CheckIn):
-            loc = self.local(ev.time)
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO checkins (id, van, ts, day, hour, age_group, topics,"
-                " first_visit, heard_from, language) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    ev.id, ev.van, to_epoch(ev.time), loc.date().isoformat(), loc.hour,
-                    ev.age_group, json.dumps(list(ev.topics)),
-                    None if ev.first_visit is None else int(ev.first_visit), ev.heard_from,
-                    ev.language,
-                ),
-            )  # fmt: skip
-        elif isinstance(ev, StopVisit):
-            sql = (
-                'INSERT INTO stop_visits (id, van, arrived, "left", day, name, municipality,'
-                " lat, lon, planned) VALUES (?,?,?,?,?,?,?,?,?,?)"
-            )
-            if upsert:
-                sql += (
-                    ' ON CONFLICT(id) DO UPDATE SET "left" = excluded."left"'
-                    ' WHERE excluded."left" IS NOT NULL AND stop_visits."left" IS NOT'
-                    ' excluded."left" AND stop_visits.van = excluded.van'
-                )
-            else:
-                sql = sql.replace("INSERT", "INSERT OR IGNORE", 1)
-            cur = conn.execute(
-                sql,
-                (
-                    ev.id, ev.van, to_epoch(ev.arrived),
-                    None if ev.left is None else to_epoch(ev.left), self.day_of(ev.arrived),
-                    ev.name, ev.municipality, ev.lat, ev.lon, int(ev.planned),
-                ),
-            )  # fmt: skip
-        else:
-            raise TypeError(f"not an event: {ev!r}")
-        return cur.rowcount
+        return kinds.of(ev).insert(conn, ev, self, upsert=upsert)
 
     # --- ingesting (hub) ------------------------------------------------------------
 
@@ -407,25 +337,7 @@ class Store:
         return int(row[0]) if row else 0
 
     def _today(self, conn: sqlite3.Connection, van: str, when: datetime) -> dict[str, int]:
-        day = self.day_of(when)
-        counts = dict(
-            conn.execute(
-                "SELECT kind, count(*) FROM footfall WHERE van = ? AND day = ?"
-                " AND kind IN ('in', 'out', 'pass') GROUP BY kind",
-                (van, day),
-            ).fetchall()
-        )
-        last = conn.execute(
-            "SELECT occupancy FROM footfall WHERE van = ? AND day = ? ORDER BY ts DESC, id DESC"
-            " LIMIT 1",
-            (van, day),
-        ).fetchone()
-        return {
-            "in": counts.get("in", 0),
-            "out": counts.get("out", 0),
-            "pass": counts.get("pass", 0),
-            "occupancy": last[0] if last else 0,
-        }
+        return kinds.footfall_today(conn, van, self.day_of(when))
 
     def today(self, when: datetime | None = None, van: str | None = None) -> dict[str, int]:
         """Today's running totals (local day): in, out, pass, occupancy, checkins."""
@@ -439,24 +351,20 @@ class Store:
             ).fetchone()[0]
         return t
 
-    def last_position(self, van: str | None = None, *, include_suspect: bool = False):
+    def last_position(
+        self, van: str | None = None, *, include_suspect: bool = False
+    ) -> Position | None:
         van = self.van if van is None else van
-        sql = "SELECT ts, lat, lon, mode, alt, speed, track, hdop, sats, suspect, id, van"
-        sql += " FROM positions WHERE van = ?"
+        sql = f"SELECT {kinds.POSITION.select} FROM positions WHERE van = ?"
         if not include_suspect:
             sql += " AND suspect = 0"
         sql += " ORDER BY ts DESC LIMIT 1"
         with self._lock:
             r = self._conn.execute(sql, (van,)).fetchone()
-        if r is None:
-            return None
-        return Position(
-            time=from_epoch(r[0]), lat=r[1], lon=r[2], mode=r[3], alt=r[4], speed=r[5],
-            track=r[6], hdop=r[7], sats=r[8], suspect=bool(r[9]), id=r[10], van=r[11],
-        )  # fmt: skip
+        return None if r is None else kinds.POSITION.from_row(r)
 
     def count(self, table: str, van: str | None = None) -> int:
-        if table not in ("positions", "footfall", "checkins", "stop_visits", "outbox"):
+        if table != "outbox" and table not in {k.table for k in kinds.registered()}:
             raise ValueError(f"no such table {table!r}")
         with self._lock:
             if van is None or table == "outbox":

@@ -62,6 +62,7 @@ from typing import Any
 from . import topics
 from .errors import PayloadError
 from .events import from_epoch, to_epoch
+from .kinds import RESEND_POSITION_PRIORITY as RESEND_POSITION_PRIORITY
 from .store import Store
 
 log = logging.getLogger("vanbox.tally")
@@ -72,7 +73,6 @@ DEFAULT_WINDOW_DAYS = 62
 MAX_DAYS = 400
 MAX_COUNT = 10**7
 MAX_OUTBOX = 10**9
-RESEND_POSITION_PRIORITY = 2  # re-sent track points: after live ones, never "location"
 OUTBOX_KIND = {"stop_left": "stop"}  # the outbox kind a tally kind travels as
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 

@@ -22,11 +22,13 @@ object; their fields are checked where they are handled)::
 Payloads are compact UTF-8 JSON. Every event payload carries the event's ``id``
 (UUIDv7), so a receiver stores each event once however often it is delivered.
 ``encode_*`` builds payload dicts from events; ``decode`` turns a received message back
-into events (used by the hub); both live here so they cannot drift apart.
+into events (used by the hub); both live here so they cannot drift apart. Which encoder
+and decoder belong to which kind of event (and topic) is said once, in
+:mod:`telemetry.kinds`.
 
 ``decode`` is the hub's boundary: every payload is checked here once, with bounds (size,
 JSON nesting depth, strict UTF-8 without lone surrogates, canonical UUID ids, times in
-[2000-01-01, now + 24 h], coordinates, counts and codes in range, category codes only
+[2000-01-01, now + FUTURE_S (10 min)], coordinates, counts and codes in range, category codes only
 from :mod:`telemetry.categories`). Whatever passes can be stored; whatever does not
 raises :class:`PayloadError` with the reason, and the hub keeps it as a dead letter. A
 track batch is checked point by point: a bad point is returned in ``Message.rejected``
@@ -66,8 +68,15 @@ BRIDGE_STATES = {"1": ONLINE, "0": OFFLINE}
 UERE_M = 5.0
 
 
+def _event_topic(kind: str) -> bool:
+    """Is ``kind`` the topic of a registered event kind (telemetry/kinds.py)?"""
+    from . import kinds  # kinds imports this module (its encoders and decoders)
+
+    return kinds.for_topic(kind) is not None
+
+
 def topic(prefix: str, van: str, kind: str) -> str:
-    if kind not in KINDS:
+    if kind not in KINDS and not _event_topic(kind):
         raise ValueError(f"unknown topic kind {kind!r}")
     return f"{prefix}/{van}/{kind}"
 
@@ -95,16 +104,18 @@ def location_payload(p: Position, tid: str) -> dict[str, Any]:
         "lon": round(p.lon, 6),
         "mode": p.mode,
     }
-    if p.hdop is not None:
+    # Optional fields go out only within the bounds the hub's decoder takes (the same
+    # constants): a fix the box stores must never be refused whole on the hub.
+    if p.hdop is not None and 0 <= round(p.hdop, 1) <= HDOP_MAX:
         d["acc"] = max(1, round(p.hdop * UERE_M))
         d["hdop"] = round(p.hdop, 1)
-    if p.alt is not None:
+    if p.alt is not None and ALT_MIN_M <= round(p.alt) <= ALT_MAX_M:
         d["alt"] = round(p.alt)
-    if p.speed is not None:
+    if p.speed is not None and 0 <= round(p.speed * 3.6) <= VEL_MAX_KMH:
         d["vel"] = round(p.speed * 3.6)  # OwnTracks: km/h
     if p.track is not None:
         d["cog"] = round(p.track) % 360
-    if p.sats is not None:
+    if p.sats is not None and 0 <= p.sats <= SATS_MAX:
         d["sats"] = p.sats
     return d
 
@@ -158,11 +169,16 @@ MAX_TRACK_PAYLOAD = 128 * 1024
 MAX_CONTROL_PAYLOAD = 256 * 1024  # the broker's max_packet_size
 MAX_DEPTH = 6  # events: {"points": [{...}]} is 3 deep
 MAX_CONTROL_DEPTH = 32
-MAX_TRACK_POINTS = 500
+MAX_TRACK_POINTS = 500  # publish.track_batch is capped to this in telemetry/config.py
+# Bounds of a position's optional fields (the encoder leaves out what is outside them).
+VEL_MAX_KMH = 1000
+HDOP_MAX = 99.9
+ALT_MIN_M, ALT_MAX_M = -1000, 20_000
+SATS_MAX = 99
 MAX_TEXT = 120  # a stop's name or municipality
 MAX_STRING = 200  # any other string in an event payload (ignored fields included)
 TIME_MIN = 946_684_800.0  # 2000-01-01T00:00:00Z
-FUTURE_S = 24 * 3600.0  # a van's clock may run ahead, but not by more than a day
+FUTURE_S = 10 * 60.0  # a van's clock may run ahead a little (GPS vs NTP), not by more
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 VAN_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}\Z")  # as van.id in the config
 _STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
@@ -196,7 +212,7 @@ def parse_topic(t: str, prefix: str) -> tuple[str, str]:
     if len(parts) != len(pre) + 2 or parts[: len(pre)] != pre:
         raise PayloadError(f"{t[:200]}: not a vanbox topic under {prefix}/")
     van, kind = parts[-2], parts[-1]
-    if kind not in KINDS:
+    if kind not in KINDS and not _event_topic(kind):
         raise PayloadError(f"{t[:200]}: unknown topic kind {kind[:40]!r}")
     if not VAN_RE.match(van):
         raise PayloadError(f"{t[:200]}: {van[:60]!r} is not a van id")
@@ -299,7 +315,8 @@ def _time(d: dict, key: str, now: float, *, where: str, required: bool = True):
         return None
     if not TIME_MIN <= v <= now + FUTURE_S:
         raise PayloadError(
-            f"{where}: {key!r} = {str(v)[:30]} is not a time between 2000-01-01 and a day ahead"
+            f"{where}: {key!r} = {str(v)[:30]} is not a time between 2000-01-01 and "
+            f"{FUTURE_S / 60:g} minutes ahead"
         )
     return from_epoch(float(v))
 
@@ -337,12 +354,12 @@ def _position(d: Any, van: str, where: str, now: float) -> Position:
     if not isinstance(d, dict):
         raise PayloadError(f"{where}: a point must be a JSON object")
     lat, lon = _latlon(d, where)
-    vel = _num(d, "vel", 0, 1000, where=where)  # km/h
+    vel = _num(d, "vel", 0, VEL_MAX_KMH, where=where)  # km/h
     mode = _num(d, "mode", 2, 3, where=where, integer=True)
-    hdop = _num(d, "hdop", 0, 99.9, where=where)
-    alt = _num(d, "alt", -1000, 20_000, where=where)
+    hdop = _num(d, "hdop", 0, HDOP_MAX, where=where)
+    alt = _num(d, "alt", ALT_MIN_M, ALT_MAX_M, where=where)
     cog = _num(d, "cog", 0, 360, where=where)
-    sats = _num(d, "sats", 0, 99, where=where, integer=True)
+    sats = _num(d, "sats", 0, SATS_MAX, where=where, integer=True)
     return Position(
         time=_time(d, "tst", now, where=where),
         lat=lat,
@@ -422,9 +439,6 @@ def _track(d: dict, van: str, t: str, now: float) -> Message:
     return Message(van, "track", tuple(good), rejected=tuple(bad))
 
 
-_DECODERS = {"footfall": _footfall, "checkin": _checkin, "stop": _stop}
-
-
 def decode(
     t: str, payload: bytes | str, prefix: str = "vanbox", *, now: float | None = None
 ) -> Message:
@@ -463,8 +477,11 @@ def decode(
         d = _load(t, payload, max_depth=MAX_CONTROL_DEPTH, limit=None)
         return Message(van, kind, control=d)
     d = _load(t, payload, max_depth=MAX_DEPTH, limit=MAX_STRING)
-    if kind == "location":
-        return Message(van, kind, (_position(d, van, t, now),))
     if kind == "track":
         return _track(d, van, t, now)
-    return Message(van, kind, (_DECODERS[kind](d, van, t, now),))
+    from . import kinds  # kinds imports this module (its encoders and decoders)
+
+    ek = kinds.for_topic(kind)
+    if ek is None:  # an event topic whose kind is not registered: a programming error
+        raise PayloadError(f"{t}: no event kind is registered for topic {kind!r}")
+    return Message(van, kind, (ek.decode(d, van, t, now),))
