@@ -111,18 +111,22 @@ class Reconciler:
             for kind in KINDS:
                 n_box = counts.get(kind, 0)
                 n_hub = mine.get(day, {}).get(kind, 0)
-                at, count, backoff = prev.get((day, kind), (None, None, None))
-                if n_hub >= n_box:
-                    at = count = backoff = None
-                elif at is not None and count == n_box and now < at + (backoff or 0):
-                    pass  # asked for these very events not long ago: wait
+                at, gap_then, backoff = prev.get((day, kind), (None, None, None))
+                gap = n_box - n_hub
+                if gap <= 0:
+                    at = gap_then = backoff = None
+                elif at is not None and now < at + (backoff or 0):
+                    pass  # asked not long ago: wait, however the box's count moved since
                 else:
-                    same = at is not None and count == n_box and backoff
-                    backoff = min(backoff * 2, self.backoff_max_s) if same else self.backoff_s
-                    at, count = now, n_box
+                    # Keyed on the gap, not on the box's count: today's counts change on
+                    # every tally, and a gap that a resend did not close must not be asked
+                    # for again at every tally. Progress (a smaller gap) starts afresh.
+                    stuck = at is not None and backoff and gap >= (gap_then or 0)
+                    backoff = min(backoff * 2, self.backoff_max_s) if stuck else self.backoff_s
+                    at, gap_then = now, gap
                     missing.setdefault(day, []).append(kind)
                 if n_box or n_hub:
-                    rows.append((van, day, kind, n_box, n_hub, now, at, count, backoff))
+                    rows.append((van, day, kind, n_box, n_hub, now, at, gap_then, backoff))
         hub_days = {d: mine.get(d, dict.fromkeys(KINDS, 0)) for d in days}
         ack = encode(hub_days, tst=now, re_tst=tally.tst, missing=missing)
         published = True

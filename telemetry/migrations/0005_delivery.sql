@@ -4,7 +4,7 @@
 -- seconds (UTC).
 
 -- Box: what the hub last said it holds per day and kind (its retained ack), and the
--- resend back-off: `resent_at` / `resent_count` (the box's count when it resent) /
+-- resend back-off: `resent_at` / `resent_count` (the gap, box minus hub, when it resent) /
 -- `backoff_s`. A day is confirmed when the hub holds at least what the box has sent.
 CREATE TABLE delivery_box (
     day TEXT NOT NULL,
@@ -27,7 +27,7 @@ CREATE TABLE delivery_thinned (
 );
 
 -- Hub: the last tally of each van per day and kind against the hub's own count, and the
--- back-off of its resend requests (`asked_at`, `asked_count` = the box's count then).
+-- back-off of its resend requests (`asked_at`, `asked_count` = the gap, box minus hub, then).
 CREATE TABLE delivery_hub (
     van TEXT NOT NULL,
     day TEXT NOT NULL,

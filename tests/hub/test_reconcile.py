@@ -12,7 +12,7 @@ import pytest
 from hub.reconcile import Reconciler, fleet_delivery
 from telemetry import deadletter, topics
 from telemetry.delivery import BoxDelivery
-from telemetry.events import CheckIn, Footfall, Position, to_epoch
+from telemetry.events import CheckIn, Footfall, Position, from_epoch, to_epoch
 from telemetry.store import Store
 from telemetry.tally import KINDS, decode, encode
 
@@ -99,9 +99,20 @@ def test_hub_asks_again_only_after_a_back_off_or_a_change(hub_store):
     clock.t += 1199
     assert ask(5) == {}
     clock.t += 2
-    assert ask(5) == {DAY: ("footfall",)}
-    assert ask(6) == {DAY: ("footfall",)}  # the box has more: ask at once
-    hub_has(hub_store, 6)
+    assert ask(5) == {DAY: ("footfall",)}  # back-off now 2400 s
+    # The box's count grows (as today's does at every tally): no new request before the
+    # back-off is over, or a gap that never closes would be asked for at every tally.
+    assert ask(6) == {}
+    clock.t += 2399
+    assert ask(7) == {}
+    clock.t += 2
+    assert ask(7) == {DAY: ("footfall",)}  # the gap (7) did not shrink: 4800 s next
+    hub_has(hub_store, 4)  # progress: the gap is 3 now
+    clock.t += 4801
+    assert ask(7) == {DAY: ("footfall",)}  # asked, and the back-off starts afresh
+    clock.t += 601
+    assert ask(7) == {DAY: ("footfall",)}
+    hub_has(hub_store, 2)  # 6 in all
     assert ask(6) == {}
     row = hub_store.reader().execute("SELECT asked_at FROM delivery_hub").fetchone()
     assert row[0] is None  # complete: the request state is cleared
@@ -186,6 +197,46 @@ def test_no_request_loop_when_some_events_never_arrive(tmp_path, hub_store):
         assert rec.asked <= 10
         assert resent_rows <= 10 * 50
         assert resent_rows >= 50  # it did ask, and the box did resend
+    finally:
+        box.close()
+
+
+def test_no_request_loop_while_todays_counts_keep_growing(tmp_path, hub_store):
+    """A service day: a count and a fix every 5 minutes, the tally after each, and one fix
+    the hub never gets. Today's counts change on every tally, and still the gap is asked
+    for on a doubling back-off, not at every tally (before: 96 asks, each re-sending the
+    whole day's track; a review measured 139,680 re-sent points on such a day)."""
+    clock = Clock(to_epoch(T0))
+    box = Store(tmp_path / "box.db", van=VAN, tid="RV")
+    try:
+        d = BoxDelivery(box, backoff_s=600, clock=clock)
+        rec = Reconciler(hub_store, backoff_s=600, clock=clock)
+        fake = FakeHub()
+        lost = None
+        resent = 0
+        for k in range(96):  # 8 hours
+            t = from_epoch(clock.t)
+            box.record(Footfall(time=t, kind="in"))
+            p = box.record(Position(time=t, lat=52.3, lon=10.2 + k * 1e-4))
+            lost = lost or p.id  # the first fix never reaches the hub, however often sent
+            rows = box.pending(10_000)
+            events = []
+            for r in rows:
+                if r.kind == "footfall":
+                    events.append(Footfall(time=t, kind="in", id=r.event_id, van=VAN))
+                elif r.event_id != lost:
+                    events.append(Position(time=t, lat=52.3, lon=10.2, id=r.event_id, van=VAN))
+            hub_store.ingest_many(events)
+            box.mark_sent(r.seq for r in rows)
+            fake.sent.clear()
+            rec(fake, [(VAN, "tally", json.loads(d.tally_payload()))])
+            resent += d.on_ack(fake.sent[-1][1])
+            clock.t += 300
+        assert hub_store.count("footfall", VAN) == 96
+        assert hub_store.count("positions", VAN) == 95
+        # gap of 1 from the first tally: asked at 0, 10, 30, 70, 150, 310 minutes
+        assert 5 <= rec.asked <= 7, rec.asked
+        assert resent <= 7 * 96
     finally:
         box.close()
 

@@ -257,7 +257,26 @@ def test_back_off_and_a_changed_count(store):
     sent_all(store)
     store.record(CheckIn(time=T0, age_group="21-24"))
     sent_all(store)
-    assert d.on_ack(ask) == 2  # the box's count changed: at once
+    # The box's count grew (as it does all day): still within the back-off (2400 s now),
+    # so no resend; the gap (box minus hub) did not shrink, so the wait keeps doubling.
+    assert d.on_ack(ask) == 0
+    clock.t += 2399
+    assert d.on_ack(ask) == 0
+    clock.t += 2
+    assert d.on_ack(ask) == 2
+    sent_all(store)
+    # Progress: the hub now holds one of the two; the gap shrank, so after this back-off
+    # (4800 s) the next one starts afresh at 600 s instead of 9600 s.
+    ask1 = ack_for(store, {"checkin": 1}, ["checkin"])
+    clock.t += 4799
+    assert d.on_ack(ask1) == 0
+    clock.t += 2
+    assert d.on_ack(ask1) == 2
+    sent_all(store)
+    clock.t += 599
+    assert d.on_ack(ask1) == 0
+    clock.t += 2
+    assert d.on_ack(ask1) == 2
 
 
 def test_stale_or_foreign_requests_change_nothing(store):
