@@ -204,8 +204,11 @@ class Soak:
         self.real_day = minutes_per_day * 60
         base = default_config()
         self.tz = base.tz
-        today = datetime.now(self.tz).date()
-        self.first_day = datetime(today.year, today.month, today.day, 8, 30, tzinfo=self.tz)
+        # The simulated days lie in the past, ending yesterday: the hub refuses events
+        # dated more than a few minutes ahead of its own (real) clock, and a simulated
+        # clock runs much faster than the real one.
+        first = datetime.now(self.tz).date() - timedelta(days=days)
+        self.first_day = datetime(first.year, first.month, first.day, 8, 30, tzinfo=self.tz)
         probe = demo_day(self.first_day)
         self.day_s = (probe.end - probe.start).total_seconds()
         self.speed = self.day_s / self.real_day
