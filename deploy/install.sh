@@ -124,6 +124,18 @@ put_new() {
   do_it "write $dest" install -D -m "$mode" "$src" "$(R "$dest")"
   return 0
 }
+# ensure_group PATH GROUP: PATH belongs to GROUP (a change of ownership, like chown: printed
+# and skipped with --root; a note if the group does not exist).
+ensure_group() {
+  local p=$1 grp=$2 d
+  d=$(R "$p")
+  if [ "$DRY" = 0 ] && [ ! -e "$d" ]; then return 0; fi
+  if [ -e "$d" ] && [ "$(stat -c %G "$d")" = "$grp" ]; then ok "$p (group $grp)"; return 0; fi
+  if [ -z "$ROOT" ] && [ "$DRY" = 0 ] && ! getent group "$grp" >/dev/null 2>&1; then
+    note "no group $grp: run chgrp $grp $p once mosquitto is installed"; return 0
+  fi
+  sys_do chgrp "$grp" "$d"
+}
 ensure_dir() {
   local dir=$1 mode=$2 d
   d=$(R "$dir")
@@ -288,6 +300,9 @@ install_system_files() {
   if [ "$BRIDGE" = 1 ]; then
     if put_file "$DEPLOY/systemd/mosquitto.service.d/vanbox.conf" /etc/systemd/system/mosquitto.service.d/vanbox.conf 644; then UNITS_CHANGED=1; fi
     if put_new "$DEPLOY/mosquitto/van-bridge.conf" /etc/mosquitto/conf.d/van-bridge.conf 640; then BRIDGE_CHANGED=1; NEW_BRIDGE=1; fi
+    # root:mosquitto 640: mosquitto re-reads its config on SIGHUP (logrotate's daily
+    # reload) as the mosquitto user, after dropping root; a root-only file stops the reload.
+    ensure_group /etc/mosquitto/conf.d/van-bridge.conf mosquitto
     local main
     main=$(R /etc/mosquitto/mosquitto.conf)
     if [ -f "$main" ] && ! grep -q '^include_dir /etc/mosquitto/conf.d' "$main"; then

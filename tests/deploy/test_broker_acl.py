@@ -8,6 +8,7 @@ anonymous clients can do nothing."""
 from __future__ import annotations
 
 import getpass
+import os
 import re
 import shutil
 import signal
@@ -22,7 +23,14 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.conftest import MOSQUITTO, free_port, wait_port
-from tests.deploy.test_mosquitto_configs import debian_main
+from tests.deploy.test_mosquitto_configs import (
+    debian_main,
+    debian_main_as_mosquitto,
+    mosquitto_user_dir,
+    pwd_uid,
+    reload_and_read_log,
+    uid_of,
+)
 
 pytestmark = pytest.mark.mqtt
 
@@ -30,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "deploy" / "mosquitto" / "central.conf"
 ACL = ROOT / "deploy" / "mosquitto" / "central.acl"
 PASSWORDS = {"vanbox-hub": "hub-secret", "van-a": "a-secret", "van-b": "b-secret",
-             "owntracks": "ot-secret"}  # fmt: skip
+             "owntracks": "ot-secret", "homeassistant": "ha-secret"}  # fmt: skip
 EVENT_KINDS = ("status", "location", "track", "footfall", "checkin", "stop", "tally", "bridge")
 
 
@@ -331,3 +339,125 @@ def test_a_van_login_cannot_take_the_hubs_session(central):
         for c in (hub, van_a, thief):
             if c is not None:
                 c.close()
+
+
+def acl_users() -> dict[str, list[str]]:
+    """The ``user`` blocks of the shipped ACL: login -> its ``topic`` lines."""
+    users: dict[str, list[str]] = {}
+    current = None
+    for line in ACL.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("user "):
+            current = line.split(None, 1)[1]
+            users[current] = []
+        elif line.startswith("pattern "):
+            current = None
+        elif line.startswith("topic ") and current is not None:
+            users[current].append(line)
+    return users
+
+
+def test_every_non_van_login_in_the_acl_is_denied_its_van_space():
+    """The van patterns apply to every login: each ``user`` block must deny
+    vanbox/<login>/# (else that login can publish as a van named like itself)."""
+    users = acl_users()
+    assert {"vanbox-hub", "owntracks", "homeassistant"} <= set(users)
+    for user, lines in users.items():
+        assert f"topic deny vanbox/{user}/#" in lines, f"{user}: no deny line"
+
+
+@pytest.mark.parametrize("user", ["vanbox-hub", "owntracks", "homeassistant"])
+def test_no_non_van_login_can_publish_as_a_van(central, user):
+    d, port = central
+    hub = Client(d, port, "vanbox-hub") if user != "vanbox-hub" else None
+    me = Client(d, port, user)
+    van_a = Client(d, port, "van-a")
+    reader = hub or me
+    try:
+        assert me.connected() and van_a.connected() and reader.connected()
+        reader.subscribe("vanbox/#")
+        for kind in (*EVENT_KINDS, "ack", "plan", "totals"):
+            me.publish(f"vanbox/{user}/{kind}", "forged")
+        van_a.publish("vanbox/van-a/status", "marker")
+        wait_for(lambda: ("vanbox/van-a/status", b"marker") in reader.got, "the marker")
+        assert [t for t, _ in reader.got if t.startswith(f"vanbox/{user}/")] == []
+    finally:
+        for c in (hub, me, van_a):
+            if c is not None:
+                c.close()
+
+
+def test_the_hub_writes_totals_and_owntracks_which_their_readers_get(central):
+    d, port = central
+    hub = Client(d, port, "vanbox-hub")
+    ha = Client(d, port, "homeassistant")
+    ot = Client(d, port, "owntracks")
+    van_a = Client(d, port, "van-a")
+    try:
+        assert hub.connected() and ha.connected() and ot.connected() and van_a.connected()
+        ha.subscribe("vanbox/#")
+        ot.subscribe("owntracks/#")
+        van_a.publish("vanbox/van-a/totals", "forged by the van")  # only the hub's to write
+        van_a.publish("owntracks/vanbox/van-a", "forged by the van")
+        ot.publish("owntracks/vanbox/van-a", "forged by the recorder's login")
+        hub.publish("vanbox/van-a/totals", "totals")
+        hub.publish("owntracks/vanbox/van-a", "location")
+        wait_for(lambda: ("vanbox/van-a/totals", b"totals") in ha.got, "totals at HA")
+        wait_for(lambda: ot.got, "owntracks")
+        assert ha.got == [("vanbox/van-a/totals", b"totals")]
+        assert ot.got == [("owntracks/vanbox/van-a", b"location")]
+    finally:
+        for c in (hub, ha, ot, van_a):
+            c.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping to the mosquitto user needs root")
+def test_central_reloads_logins_with_sighup_as_the_mosquitto_user():
+    """Installed as the README says (password file and ACL root:mosquitto 640, certs
+    root:mosquitto), a new van's login works after a SIGHUP, which mosquitto handles as
+    the mosquitto user; a root-only ACL makes the reload fail (the control)."""
+    d = mosquitto_user_dir("vanbox-central-reload-")
+    proc = None
+    try:
+        make_certs(d)
+        for i, user in enumerate(("vanbox-hub", "van-a")):
+            flags = ["-c"] if i == 0 else []
+            subprocess.run(["mosquitto_passwd", *flags, "-b", str(d / "passwd"), user,
+                            PASSWORDS[user]], check=True, capture_output=True)  # fmt: skip
+        shutil.copy(ACL, d / "acl")
+        for name in ("passwd", "acl", "server.key", "server.crt"):
+            shutil.chown(d / name, "root", "mosquitto")
+            (d / name).chmod(0o640)
+        (d / "ca.crt").chmod(0o644)
+        port = free_port()
+        (d / "conf.d" / "vanbox.conf").write_text(adapt(CONF.read_text(), d, port))
+        (d / "mosquitto.conf").write_text(debian_main_as_mosquitto(d) + "log_type all\n")
+        log = d / "log" / "mosquitto.log"
+        with open(d / "stderr.log", "wb") as err:
+            proc = subprocess.Popen([MOSQUITTO, "-c", str(d / "mosquitto.conf")], stdout=err,
+                                    stderr=err, start_new_session=True)  # fmt: skip
+        wait_port(port)
+        assert uid_of(proc.pid) == pwd_uid("mosquitto")
+        new = Client(d, port, "van-b")
+        assert not new.connected()
+        new.close()
+        subprocess.run(["mosquitto_passwd", "-b", str(d / "passwd"), "van-b",
+                        PASSWORDS["van-b"]], check=True, capture_output=True)  # fmt: skip
+        shutil.chown(d / "passwd", "root", "mosquitto")
+        (d / "passwd").chmod(0o640)
+        out = reload_and_read_log(proc, log)
+        assert "Reloading config." in out, out
+        assert "Unable to open" not in out and "Error" not in out, out
+        new = Client(d, port, "van-b")
+        try:
+            assert new.connected()
+        finally:
+            new.close()
+        (d / "acl").chmod(0o600)  # root-only: the mosquitto user cannot read it
+        out = reload_and_read_log(proc, log)
+        assert "Error" in out, out
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(10)
+        shutil.rmtree(d, ignore_errors=True)

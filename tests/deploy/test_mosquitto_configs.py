@@ -402,3 +402,112 @@ def test_a_bridged_vans_power_cut_shows_offline_at_the_hub(brokers, tmp_path, si
         hub.stop()
         box_store.close()
         hub_store.close()
+
+
+# --- reload (SIGHUP) as the mosquitto user --------------------------------------------
+
+INSTALL_SH = ROOT / "deploy" / "install.sh"
+
+
+def installed_mode_and_group() -> tuple[int, str]:
+    """How deploy/install.sh installs van-bridge.conf: (mode, group)."""
+    text = INSTALL_SH.read_text()
+    m = re.search(r'put_new "\$DEPLOY/mosquitto/van-bridge.conf" \S+ (\d+)', text)
+    g = re.search(r"ensure_group /etc/mosquitto/conf.d/van-bridge.conf (\S+)", text)
+    assert m and g, "install.sh must install van-bridge.conf with a mode and a group"
+    return int(m.group(1), 8), g.group(1)
+
+
+def mosquitto_user_dir(prefix: str) -> Path:
+    """A directory the mosquitto user can enter (pytest's tmp_path is root-only), laid out
+    like Debian's: the main config, conf.d, a persistence and a log dir owned by
+    mosquitto (the daemon drops root before it writes any of them)."""
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    d.chmod(0o755)
+    (d / "conf.d").mkdir(mode=0o755)
+    for sub in ("run", "lib", "log"):
+        (d / sub).mkdir()
+        shutil.chown(d / sub, "mosquitto", "mosquitto")
+    return d
+
+
+def debian_main_as_mosquitto(d: Path) -> str:
+    return "user mosquitto\n" + (
+        DEBIAN_MAIN.replace("/run/mosquitto/", f"{d}/run/")
+        .replace("/var/lib/mosquitto/", f"{d}/lib/")
+        .replace("/var/log/mosquitto/", f"{d}/log/")
+        .replace("/etc/mosquitto/conf.d", f"{d}/conf.d")
+    )
+
+
+def uid_of(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise AssertionError("no Uid")
+
+
+def reload_and_read_log(proc: subprocess.Popen, log: Path, timeout: float = 10.0) -> str:
+    """SIGHUP, then the log lines the reload wrote (it is done when the next line
+    after "Reloading config." arrives or the timeout passes)."""
+    before = len(log.read_text())
+    proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        new = log.read_text()[before:]
+        if "Reloading config." in new and ("Error" in new or new.count("\n") >= 2):
+            time.sleep(0.2)
+            return log.read_text()[before:]
+        time.sleep(0.05)
+    return log.read_text()[before:]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping to the mosquitto user needs root")
+def test_the_bridge_config_reloads_with_sighup_as_the_mosquitto_user():
+    """Issue 15: logrotate reloads mosquitto daily (SIGHUP); mosquitto has dropped root by
+    then and re-reads every config file as the mosquitto user. The shipped van-bridge.conf,
+    installed with install.sh's mode and group, reloads cleanly; the old root-only 640
+    install fails (the control that shows the test can tell)."""
+    mode, group = installed_mode_and_group()
+    assert group == "mosquitto" and mode & 0o040 and not mode & 0o007
+    d = mosquitto_user_dir("vanbox-bridge-reload-")
+    proc = None
+    try:
+        port = free_port()
+        text = SHIPPED.read_text().replace("listener 1883 127.0.0.1", f"listener {port} 127.0.0.1")
+        text = re.sub(r"^address .+$", f"address 127.0.0.1:{free_port()}", text, flags=re.M)
+        ca, _, _ = make_ca(d / "pki")
+        for p in (d / "pki", *(d / "pki").iterdir()):
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        text = re.sub(r"^bridge_cafile .+$", f"bridge_cafile {ca}", text, flags=re.M)
+        conf = d / "conf.d" / "van-bridge.conf"
+        conf.write_text(text)
+        shutil.chown(conf, "root", group)
+        conf.chmod(mode)
+        (d / "mosquitto.conf").write_text(debian_main_as_mosquitto(d) + "log_type all\n")
+        log = d / "log" / "mosquitto.log"
+        with open(d / "stderr.log", "wb") as err:
+            proc = subprocess.Popen([MOSQUITTO, "-c", str(d / "mosquitto.conf")], stdout=err,
+                                    stderr=err, start_new_session=True)  # fmt: skip
+        wait_port(port, proc, d / "stderr.log")
+        assert uid_of(proc.pid) == pwd_uid("mosquitto")
+        out = reload_and_read_log(proc, log)
+        assert "Reloading config." in out, out
+        assert "Unable to open config file" not in out and "Error found at" not in out, out
+        # the control: root-only (as install.sh did before), the reload fails
+        shutil.chown(conf, "root", "root")
+        out = reload_and_read_log(proc, log)
+        assert "Unable to open config file" in out, out
+        assert proc.poll() is None  # mosquitto keeps running on its old config
+    finally:
+        if proc is not None:
+            terminate(proc)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def pwd_uid(user: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(user).pw_uid
