@@ -76,7 +76,9 @@ from .ingest_batch import (
 log = logging.getLogger("vanbox.hub")
 
 HA_STATUS_TOPIC = "homeassistant/status"
-OWN_KINDS = ("ack", "plan")  # the hub publishes these; it hears them back and ignores them
+# The hub publishes these; it hears them back and ignores them ("totals": Home
+# Assistant's retained per-van counts, telemetry/homeassistant.py).
+OWN_KINDS = ("ack", "plan", "totals")
 
 __all__ = ["Hub", "HubStats", "Item", "client_tls", "is_transient"]
 
@@ -384,7 +386,9 @@ class Hub:
                 b.bridged.add(van)
             elif msg.status is not None:
                 seen.status = msg.status
-            if msg.status is not None and not it.retain:
+            if not it.retain:
+                # Any live message is contact: a tally or a backlog of old events too
+                # (their event times would make a van that is sending look silent).
                 seen.last_seen = max(seen.last_seen or 0.0, it.arrived)
             if msg.control is not None:
                 b.control.append((msg.van, msg.kind, msg.control))
