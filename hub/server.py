@@ -64,17 +64,28 @@ def run(args: argparse.Namespace) -> int:
             r[0]
             for r in store.reader().execute("SELECT van FROM van_status WHERE bridge IS NOT NULL")
         ]
-        ha = HomeAssistantDiscovery(prefix, known_vans(store), names, bridged=bridged)
+        ha = HomeAssistantDiscovery(prefix, known_vans(store), names, bridged=bridged, store=store)
+    from hub.forward import Forwarder
+    from hub.owntracks import OwnTracksView
+
+    listeners = [Registrar(store)]  # a van's first message registers it (state "new")
+    forwarder = Forwarder.from_config(store, cfg.hub["forward"])  # None: no [hub.forward]
+    if forwarder is not None:
+        listeners.append(forwarder.wake)  # never waits: its threads do the POSTs
     hub = Hub(
         store,
         cfg.mqtt,
         client_id=cfg.hub["client_id"],
         prefix=prefix,
         homeassistant=ha,
-        on_batch=Registrar(store),  # a van's first message registers it (state "new")
+        on_batch=lambda vans: [f(vans) for f in listeners],
         # each van's tally is compared and acknowledged; missing days are asked again
         on_control=Reconciler(store, prefix=prefix),
     )
+    ot = cfg.hub["owntracks"]
+    if ot["enabled"]:
+        listeners.append(OwnTracksView(store, hub.publish, topic=ot["topic"],
+                                       public=ot["public"], config=cfg))  # fmt: skip
     app = create_app(config=cfg, store=store, mode="hub")
     register_check(app, "hub_ingest", hub.health)  # /healthz fails when ingest is stuck
     plans = PlanPublisher(store, hub.publish, prefix=prefix)
@@ -91,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     hub.start()
+    if forwarder is not None:
+        forwarder.start()
     plans.watch(hub)  # every van's plan again on each (re)connect
     log.info(
         "hub: broker %s:%s, database %s, web http://%s:%s/",
@@ -105,5 +118,7 @@ def run(args: argparse.Namespace) -> int:
         server.close()
         plans.stop()
         hub.stop()
+        if forwarder is not None:
+            forwarder.stop()
         store.close()
     return 0

@@ -137,6 +137,16 @@ DEFAULTS: dict[str, Any] = {
         "tile_attribution": "© OpenStreetMap contributors",
         "homeassistant": False,
         "trusted_proxy": "",
+        # hub/owntracks.py: every stored position once as OwnTracks messages
+        "owntracks": {"enabled": False, "topic": "owntracks/vanbox/{van}", "public": False},
+        # hub/forward.py: every stored position once to Traccar and/or a webhook
+        "forward": {
+            "traccar_url": "",
+            "webhook_url": "",
+            "topic": "vanbox/{van}",
+            "timeout_s": 10.0,
+            "retry_max_s": 300.0,
+        },
     },
     "tour": {
         "stops": [
@@ -349,6 +359,39 @@ def _str(d: dict, sec: str, key: str, *, empty: bool = True) -> str:
     return v
 
 
+def _feed_topic(d: dict, sec: str, key: str) -> str:
+    """A topic template with one ``{van}`` and no wildcards."""
+    v = _str(d, sec, key, empty=False)
+    rest = v.replace("{van}", "", 1)
+    if "{van}" not in v or re.search(r"[{}+#\s]", rest) or v.startswith("/") or "//" in v:
+        raise _fail(
+            f"{sec}.{key}",
+            v,
+            'a topic with one {van} and no + # or spaces, e.g. "owntracks/vanbox/{van}"',
+        )
+    return v
+
+
+def _check_feeds(hub: dict, prefix: str) -> None:
+    ot = hub["owntracks"]
+    _bool(ot, "hub.owntracks", "enabled")
+    _bool(ot, "hub.owntracks", "public")
+    topic = _feed_topic(ot, "hub.owntracks", "topic")
+    if topic.split("/")[0] == prefix.split("/")[0]:
+        # The hub subscribes to <prefix>/+/#: it would hear its own messages.
+        raise _fail("hub.owntracks.topic", topic, f'must not start with "{prefix.split("/")[0]}/"')
+    fw = hub["forward"]
+    for key in ("traccar_url", "webhook_url"):
+        url = _str(fw, "hub.forward", key)
+        if url and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+            raise _fail(
+                f"hub.forward.{key}", url, 'an http(s) URL, e.g. "http://traccar:5144/", or ""'
+            )
+    _feed_topic(fw, "hub.forward", "topic")
+    _num(fw, "hub.forward", "timeout_s", 0.5, 120)
+    _num(fw, "hub.forward", "retry_max_s", 1, 3600)
+
+
 def _hhmm(v: Any, key: str) -> dtime:
     if not isinstance(v, str) or not re.fullmatch(r"\d{1,2}:\d{2}", v):
         raise _fail(key, v, 'use 24-hour "HH:MM", e.g. "14:30"')
@@ -432,7 +475,7 @@ def _build(d: dict[str, Any], source: str) -> Config:
     _num(pub, "publish", "driving_interval_s", 0.5, 3600)
     _num(pub, "publish", "driving_speed_ms", 0.1, 50)
     _num(pub, "publish", "deadband_m", 0, 10_000)
-    _num(pub, "publish", "track_batch", 1, 1000, integer=True)
+    _num(pub, "publish", "track_batch", 1, 500, integer=True)  # the hub takes <= 500 points
 
     db = d["database"]
     _str(db, "database", "path", empty=False)
@@ -501,6 +544,7 @@ def _build(d: dict[str, Any], source: str) -> Config:
         )
     _str(hub, "hub", "tile_attribution")
     _bool(hub, "hub", "homeassistant")
+    _check_feeds(hub, d["mqtt"]["topic_prefix"])
     proxy = _str(hub, "hub", "trusted_proxy")
     if proxy and not re.fullmatch(r"[0-9A-Fa-f.:]{2,45}", proxy):
         raise _fail(

@@ -163,7 +163,7 @@ def stop_payload(e: StopVisit) -> dict[str, Any]:
 
 # --- decoding: the hub's boundary ----------------------------------------------------
 
-# Bounds. A track batch of 50 points is about 6 kB; 500 points fit in 128 kB.
+# Bounds. A track batch of 50 points is about 8.4 kB; 500 points fit in 128 kB.
 MAX_PAYLOAD = 8 * 1024  # one event or a status
 MAX_TRACK_PAYLOAD = 128 * 1024
 MAX_CONTROL_PAYLOAD = 256 * 1024  # the broker's max_packet_size
