@@ -14,6 +14,11 @@
 #    failures in a row it closes the browser, waits for the box to answer again and
 #    starts a fresh browser (a reloaded page instead of a stale error page);
 #  - restarts the browser whenever it exits or crashes;
+#  - watches the tab through Chromium's DevTools list on 127.0.0.1:$KIOSK_DEVTOOLS_PORT:
+#    when no tab shows the kiosk (a blank tab, a crashed tab's page gone, a browser
+#    error page, anything off the box) for $KIOSK_FAILURES checks, it restarts the
+#    browser (the kiosk's service worker already keeps error pages off the screen while
+#    the box restarts; this is the net under it);
 #  - sets up screen blanking as configured ($KIOSK_BLANK_AFTER seconds, 0 = never).
 #
 # Settings come from the environment (/etc/vanbox/kiosk-browser.env via the unit):
@@ -23,6 +28,7 @@
 #   KIOSK_FAILURES     failed checks before a restart (default 3)
 #   KIOSK_BLANK_AFTER  seconds idle before the screen blanks; 0 = never (default 0)
 #   KIOSK_PROFILE      Chromium profile folder (default $HOME/chromium)
+#   KIOSK_DEVTOOLS_PORT  local DevTools port for the tab check; 0 = no tab check (default 9222)
 #   KIOSK_EXTRA_FLAGS  more Chromium flags, space-separated
 #   CHROMIUM           the browser binary (default: chromium or chromium-browser)
 set -u
@@ -37,6 +43,8 @@ KIOSK_FAILURES=${KIOSK_FAILURES:-3}
 KIOSK_BLANK_AFTER=${KIOSK_BLANK_AFTER:-0}
 KIOSK_PROFILE=${KIOSK_PROFILE:-${HOME:-/tmp}/chromium}
 KIOSK_EXTRA_FLAGS=${KIOSK_EXTRA_FLAGS:-}
+KIOSK_DEVTOOLS_PORT=${KIOSK_DEVTOOLS_PORT:-9222}
+KIOSK_ORIGIN=$(printf '%s' "$KIOSK_URL" | sed -E 's#^([a-z]+://[^/]+).*#\1#')
 
 log() { echo "kiosk-browser: $*" >&2; }
 # sleep that the TERM trap can interrupt at once
@@ -84,6 +92,10 @@ FLAGS=(
   --ozone-platform-hint=auto
   "--user-data-dir=$KIOSK_PROFILE"
 )
+if [ "$KIOSK_DEVTOOLS_PORT" != "0" ]; then
+  # local only: the launcher reads the list of tabs, nothing else
+  FLAGS+=(--remote-debugging-address=127.0.0.1 "--remote-debugging-port=$KIOSK_DEVTOOLS_PORT")
+fi
 # shellcheck disable=SC2206 # word splitting of the extra flags is intended
 EXTRA=($KIOSK_EXTRA_FLAGS)
 
@@ -103,6 +115,22 @@ except Exception:
     print("000")' "$KIOSK_HEALTH_URL" 2>/dev/null) || true
   fi
   [ -n "$code" ] && [ "$code" != "000" ] && [ "$code" -lt 500 -o "$code" = "503" ]
+}
+
+# The tab shows the kiosk: Chromium's DevTools list has a page on the kiosk's origin.
+# Returns 0 (fine), 1 (no such page: blank, crashed away, error page, elsewhere) or
+# 2 (no answer from DevTools yet: the browser is starting; not counted as a failure).
+tab_state() {
+  [ "$KIOSK_DEVTOOLS_PORT" != "0" ] || return 0
+  python3 -c 'import json, sys, urllib.request as u
+try:
+    tabs = json.load(u.urlopen("http://127.0.0.1:%s/json/list" % sys.argv[1], timeout=3))
+except Exception:
+    sys.exit(2)
+origin = sys.argv[2].rstrip("/") + "/"
+pages = [t for t in tabs if t.get("type") == "page"]
+sys.exit(0 if any(str(t.get("url", "")).startswith(origin) for t in pages) else 1)' \
+    "$KIOSK_DEVTOOLS_PORT" "$KIOSK_ORIGIN" 2>/dev/null
 }
 
 wait_healthy() {
@@ -172,6 +200,7 @@ setup_blanking
 wait_healthy
 start_browser
 fails=0
+tab_fails=0
 while true; do
   nap "$KIOSK_CHECK_EVERY"
   if ! kill -0 "$BROWSER_PID" 2>/dev/null; then
@@ -183,6 +212,19 @@ while true; do
     fails=0
   elif healthy; then
     fails=0
+    tab_state
+    case $? in
+      1)
+        tab_fails=$((tab_fails + 1))
+        if [ "$tab_fails" -ge "$KIOSK_FAILURES" ]; then
+          log "the tab does not show the kiosk ($tab_fails checks); restarting the browser"
+          stop_browser
+          start_browser
+          tab_fails=0
+        fi
+        ;;
+      *) tab_fails=0 ;;
+    esac
   else
     fails=$((fails + 1))
     if [ "$fails" -ge "$KIOSK_FAILURES" ]; then

@@ -4,18 +4,26 @@ Screens (``<lang>`` is one of :data:`kiosk.i18n.LANGUAGES`; ``/`` is the German 
 
     GET  /  and  /<lang>/          start: pick a language; next stops; QR code to the map
     GET  /<lang>/checkin           step 1: age group
-    POST /<lang>/checkin           steps 2-4 (topics, first visit, how heard), then record
+    POST /<lang>/checkin           steps 2-4 (topics and group size, first visit, how
+                                   heard), "back" to the step before, then record
     GET  /<lang>/thanks            thank you, what happens next
+    GET  /<lang>/privacy           "what happens with my answers?" (one tap from the start)
+    GET  /<lang>/offline           the kiosk's own "one moment" screen (cached by the worker)
+    GET  /sw.js                    the service worker: failed navigations show that screen
+    GET  /staff-pin, POST          staff way in on the touchscreen (long press on the
+                                   greeting): a PIN keypad for the login "touchscreen"
 
 The flow is a plain server-rendered form: the answers so far travel in hidden fields,
 so it works without JavaScript and without a session. ``kiosk.js`` only adds the idle
-reset, the heartbeat to ``/healthz`` and a guard against double submits.
+reset, the heartbeat to ``/healthz``, guards against double submits and double taps, and
+registers the service worker that keeps browser error pages off the touchscreen.
 
 Every post is checked strictly: a bad CSRF token, an unknown field, an unknown code or
 a field in the wrong step is a 400 and nothing is stored. The check-in itself is one
-:class:`telemetry.events.CheckIn` (categories only, time rounded to the hour) recorded
-with its outbox row. Repeated taps make one check-in: a flow id is used once, and the
-box records at most one check-in per ``kiosk.min_checkin_interval_s``.
+:class:`telemetry.events.CheckIn` per person (categories only, time rounded to the hour;
+"Wir sind zu 3" records three) recorded with its outbox row. Repeated taps make one
+check-in: the guard works per flow (a flow id records once), so two visitors who finish
+within seconds of each other are two check-ins.
 
 Nothing about the client (address, user agent, cookie) is stored or logged here.
 """
@@ -32,6 +40,7 @@ from datetime import datetime
 from functools import lru_cache
 
 import segno
+from babel import Locale
 from babel.dates import format_skeleton
 from flask import (
     Blueprint,
@@ -62,7 +71,15 @@ def _labelled(codes: tuple[str, ...], labels: tuple) -> dict:
 
 AGE_GROUPS = _labelled(
     categories.AGE_GROUPS,
-    (_l("15 to 17"), _l("18 to 20"), _l("21 to 24"), _l("25 to 27"), _l("I'd rather not say")),
+    (
+        _l("Under 15"),
+        _l("15 to 17"),
+        _l("18 to 20"),
+        _l("21 to 24"),
+        _l("25 to 27"),
+        _l("Over 27"),
+        _l("I'd rather not say"),
+    ),
 )
 TOPICS = _labelled(
     categories.TOPICS,
@@ -92,34 +109,54 @@ HEARD_FROM = _labelled(
     ),
 )
 SKIP = "skip"
+GROUP_SIZES = tuple(str(n) for n in range(1, categories.GROUP_SIZE_MAX + 1))
 
-# Which fields each step's post must and may carry (besides csrf_token, flow, step).
+# Which fields each step's post must and may carry (besides csrf_token, flow, step, back).
+# The age screen may carry topics and group size too: it is shown again after "back".
 STEPS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "age": (frozenset({"age"}), frozenset({"age"})),
-    "topics": (frozenset({"age"}), frozenset({"age", "topic"})),
-    "visit": (frozenset({"age", "first_visit"}), frozenset({"age", "topic", "first_visit"})),
+    "age": (frozenset({"age"}), frozenset({"age", "topic", "group"})),
+    "topics": (frozenset({"age"}), frozenset({"age", "topic", "group"})),
+    "visit": (
+        frozenset({"age", "first_visit"}),
+        frozenset({"age", "topic", "group", "first_visit"}),
+    ),
     "heard": (
         frozenset({"age", "first_visit", "heard_from"}),
-        frozenset({"age", "topic", "first_visit", "heard_from"}),
+        frozenset({"age", "topic", "group", "first_visit", "heard_from"}),
     ),
 }
+# The answer each step's own buttons give: a "back" post comes without it.
+OWN_ANSWER = {"age": "age", "topics": "topic", "visit": "first_visit", "heard": "heard_from"}
+PREVIOUS = {"topics": "age", "visit": "topics", "heard": "visit"}
+# The steps as the counter shows them: the fourth (how heard) only follows a first visit,
+# so the counter says "of 4" throughout and a visitor may finish after the third.
+STEP_NO = {"age": 1, "topics": 2, "visit": 3, "heard": 4}
+STEP_TOTAL = 4
 ALWAYS = frozenset({csrf.FIELD, "flow", "step"})
+FIELDS = frozenset({"age", "topic", "group", "first_visit", "heard_from", "back"})
 FLOW_RE = re.compile(r"[A-Za-z0-9_-]{16,64}\Z")
 LANG_RULE = "any(" + ", ".join(i18n.LANGUAGES) + "):lang"
 STATE_KEY = "vanbox_checkin"
 HEARTBEAT_KEY = "VANBOX_HEARTBEAT_S"  # Flask config: seconds between heartbeats (default 10)
 THANKS_SECONDS = 10  # the thank-you screen goes back to the start after this
 HOME_REFRESH_S = 900  # the idle start page reloads this often, so "next stops" stay current
+# The staff login the touchscreen's PIN keypad signs in as (``vanbox passwd touchscreen``,
+# a PIN of at least 8 digits); its staff pages offer the way back and return by themselves.
+TOUCHSCREEN_LOGIN = "touchscreen"
+PIN_RE = re.compile(r"[0-9]{1,64}\Z")
 
 bp = Blueprint("checkin", __name__)
 csrf.protect(bp)
 
 
 class RepeatGuard:
-    """At most one check-in per ``min_interval`` seconds, and each flow id only once.
+    """Each flow (one visitor's pass through the screens) records at most once.
 
-    Twenty fast taps on "done" (or a replayed post) make one check-in. ``clock`` is
-    injectable so tests need not sleep.
+    Twenty fast taps on "done" (or a replayed post) carry the same flow id and make one
+    check-in; two visitors carry two flow ids and make two, however close together. A
+    flow id is remembered for at least ``min_interval`` seconds (and while it is among the
+    last ``remember`` flows), so repeats are refused. ``clock`` is injectable so tests
+    need not sleep.
     """
 
     def __init__(
@@ -129,21 +166,20 @@ class RepeatGuard:
         self.clock = clock
         self.remember = remember
         self.lock = threading.Lock()
-        self._last: float | None = None
-        self._flows: OrderedDict[str, None] = OrderedDict()
+        self._flows: OrderedDict[str, float] = OrderedDict()
 
     def admit(self, flow: str, record: Callable[[], object]) -> bool:
-        """Run ``record()`` unless this is a repeat; returns whether it ran."""
+        """Run ``record()`` unless this flow has recorded already; returns whether it ran."""
         with self.lock:
             now = self.clock()
             if flow in self._flows:
                 return False
-            if self._last is not None and now - self._last < self.min_interval:
-                return False
             record()
-            self._last = now
-            self._flows[flow] = None
+            self._flows[flow] = now
             while len(self._flows) > self.remember:
+                oldest = next(iter(self._flows.values()))
+                if now - oldest < self.min_interval:
+                    break  # a burst: keep every flow of the last min_interval seconds
                 self._flows.popitem(last=False)
             return True
 
@@ -165,13 +201,19 @@ def _one(name: str) -> str | None:
 def _parse() -> tuple[str, str, dict]:
     """The posted step, flow id and answers, strictly checked (400 on anything odd)."""
     form = request.form
-    if request.files or not set(form) <= ALWAYS | {"age", "topic", "first_visit", "heard_from"}:
+    if request.files or not set(form) <= ALWAYS | FIELDS:
         abort(400)
     step, flow = _one("step"), _one("flow")
     if step not in STEPS or flow is None or not FLOW_RE.match(flow):
         abort(400)
+    back = _one("back")
+    if back not in (None, "1") or (back and step not in PREVIOUS):
+        abort(400)
     required, allowed = STEPS[step]
-    present = set(form) - ALWAYS
+    if back:  # "Zurück": the step's own answer is not given
+        required = required - {OWN_ANSWER[step]}
+        allowed = allowed - {OWN_ANSWER[step]} | ({"topic"} if step == "topics" else set())
+    present = set(form) - ALWAYS - {"back"}
     if not required <= present or not present <= allowed:
         abort(400)
     age = _one("age")
@@ -180,7 +222,15 @@ def _parse() -> tuple[str, str, dict]:
     topics = form.getlist("topic")
     if len(set(topics)) != len(topics) or not set(topics) <= set(TOPICS):
         abort(400)
-    answers: dict = {"age": age, "topics": tuple(t for t in TOPICS if t in topics)}
+    group = _one("group") or "1"
+    if group not in GROUP_SIZES:
+        abort(400)
+    answers: dict = {
+        "age": age,
+        "topics": tuple(t for t in TOPICS if t in topics),
+        "group": int(group),
+        "back": bool(back),
+    }
     if "first_visit" in required:
         fv = _one("first_visit")
         if fv not in FIRST_VISIT:
@@ -192,6 +242,24 @@ def _parse() -> tuple[str, str, dict]:
             abort(400)
         answers["heard_from"] = None if hf == SKIP else hf
     return step, flow, answers
+
+
+# --- locale digits -------------------------------------------------------------------
+
+# The digits of the numbering systems CLDR names as a kiosk language's default (Babel
+# knows which system a locale uses, but formats every system with Latin digits).
+_DIGITS = {"arab": "٠١٢٣٤٥٦٧٨٩", "arabext": "۰۱۲۳۴۵۶۷۸۹"}
+
+
+@lru_cache(maxsize=16)
+def _digit_table(locale: str) -> dict[int, str]:
+    digits = _DIGITS.get(Locale.parse(locale).default_numbering_system)
+    return str.maketrans("0123456789", digits) if digits else {}
+
+
+def digits(text: object) -> str:
+    """``text`` with its digits in the current locale's own (Persian digits in Farsi)."""
+    return str(text).translate(_digit_table(str(get_locale())))
 
 
 # --- start screen helpers ------------------------------------------------------------
@@ -214,7 +282,7 @@ def _day_label(start: datetime, now: datetime) -> str:
         return gettext("Today")
     if days == 1:
         return gettext("Tomorrow")
-    return format_skeleton("MMMEd", start, locale=locale)
+    return digits(format_skeleton("MMMEd", start, locale=locale))
 
 
 def _next_stops() -> list[dict]:
@@ -225,7 +293,7 @@ def _next_stops() -> list[dict]:
     plan = current_plan(appctx.store().reader(), cfg.van["id"], cfg.tour)
     out = []
     for v in plan.next_visits(now, cfg.tz, 3):
-        hours = f"{v.start:%H:%M}–{v.end:%H:%M}"  # 24 h, as on the van's sign
+        hours = digits(f"{v.start:%H:%M}–{v.end:%H:%M}")  # 24 h, as on the van's sign
         if v.cancelled:
             hours += " · " + gettext("Cancelled")
         out.append(
@@ -251,6 +319,9 @@ def _page(template: str, **ctx) -> str:
         van_name=cfg.van["name"],
         lang=lang,
         heartbeat_s=float(current_app.config.get(HEARTBEAT_KEY, 10)),
+        digits=digits,
+        step_total=STEP_TOTAL,
+        sw_url=url_for("checkin.service_worker"),
         **ctx,
     )
 
@@ -287,35 +358,53 @@ def start(lang: str):
         home_url=url_for("checkin.start"),
         is_home=lang == i18n.DEFAULT,
         home_refresh_s=HOME_REFRESH_S,
+        staff_url=url_for("checkin.staff_pin") if _touchscreen() else "",
     )
 
 
 @bp.get(f"/<{LANG_RULE}>/checkin")
 def step_age(lang: str):
-    return _page("checkin/age.html", flow=secrets.token_urlsafe(16), ages=AGE_GROUPS, step_no=1)
+    return _screen("age", secrets.token_urlsafe(16), {"age": None, "topics": (), "group": 1})
+
+
+def _screen(step: str, flow: str, a: dict):
+    """The screen that asks ``step``'s question, with the answers so far in ``a``."""
+    ctx = {"flow": flow, "a": a, "step_no": STEP_NO[step], "back_step": step}
+    if step == "age":
+        return _page("checkin/age.html", ages=AGE_GROUPS, **ctx)
+    if step == "topics":
+        groups = [(n, digits(n)) for n in GROUP_SIZES]
+        return _page("checkin/topics.html", topic_labels=TOPICS, groups=groups, **ctx)
+    if step == "visit":
+        return _page("checkin/visit.html", **ctx)
+    return _page("checkin/heard.html", sources=HEARD_FROM, **ctx)
 
 
 @bp.post(f"/<{LANG_RULE}>/checkin")
 def step_post(lang: str):
     step, flow, a = _parse()
-    ctx = {"flow": flow, "a": a, "topic_labels": TOPICS}
+    if a["back"]:
+        return _screen(PREVIOUS[step], flow, a)
     if step == "age":
-        return _page("checkin/topics.html", step_no=2, **ctx)
+        return _screen("topics", flow, a)
     if step == "topics":
-        return _page("checkin/visit.html", step_no=3, **ctx)
+        return _screen("visit", flow, a)
     if step == "visit" and a["first_visit"] == "yes":
-        return _page("checkin/heard.html", step_no=4, sources=HEARD_FROM, **ctx)
-    event = CheckIn(
-        time=appctx.now(),
-        age_group=a["age"],
-        topics=a["topics"],
-        first_visit=FIRST_VISIT[a["first_visit"]],
-        heard_from=a.get("heard_from"),
-        language=lang,
-    )
+        return _screen("heard", flow, a)
+    events = [
+        CheckIn(
+            time=appctx.now(),
+            age_group=a["age"],
+            topics=a["topics"],
+            first_visit=FIRST_VISIT[a["first_visit"]],
+            heard_from=a.get("heard_from"),
+            language=lang,
+        )
+        for _person in range(a["group"])
+    ]
     kept: list[bool] = []
-    guard().admit(flow, lambda: kept.append(_record_kept(event)))
-    if kept and not kept[0]:  # neither stored nor safely waiting: never say thank you
+    guard().admit(flow, lambda: kept.extend(_record_kept(e) for e in events))
+    if kept and not all(kept):  # neither stored nor safely waiting: never say thank you
         return _page("checkin/ask_staff.html", idle_s=THANKS_SECONDS), 503
     return redirect(url_for("checkin.thanks", lang=lang), code=303)
 
@@ -343,6 +432,111 @@ def thanks(lang: str):
     return _page("checkin/thanks.html", idle_s=min(idle, THANKS_SECONDS))
 
 
+@bp.get(f"/<{LANG_RULE}>/privacy")
+def privacy(lang: str):
+    days = int(appctx.config().database["retention_days"])
+    return _page("checkin/privacy.html", rows=_privacy_rows(), retention_days=days)
+
+
+def _privacy_rows() -> list[tuple[str, str]]:
+    """What one check-in stores, field by field, in plain words (see telemetry.events)."""
+    return [
+        (gettext("Your age group"), gettext("for example “18 to 20” – not your birthday")),
+        (gettext("Your topics"), gettext("what you tapped, for example “Job” or “Housing”")),
+        (
+            gettext("First time or not"),
+            gettext("and, if it is your first time, how you heard of us"),
+        ),
+        (gettext("Your language"), gettext("the language you chose on this screen")),
+        (
+            gettext("The day and the hour"),
+            gettext("for example “Tuesday, 10 to 11” – not the minute; so we know the stop"),
+        ),
+    ]
+
+
+@bp.get(f"/<{LANG_RULE}>/offline")
+def offline(lang: str):
+    """The kiosk's own "one moment" screen. The service worker keeps a copy of it in every
+    language and shows it whenever a navigation fails (the box restarting); its script asks
+    ``/healthz`` every second and goes back to the start as soon as the box answers."""
+    return _page("checkin/offline.html", offline=True)
+
+
+def _touchscreen() -> bool:
+    """The request comes from the box's own screen (loopback) and a staff area exists.
+    Over the LAN (``kiosk.bind``) staff use the ordinary login with name and password."""
+    local = request.remote_addr in ("127.0.0.1", "::1")
+    return local and "staff.today" in current_app.view_functions
+
+
+@bp.route("/staff-pin", methods=["GET", "POST"])
+def staff_pin():
+    """The touchscreen's staff way in: a PIN on an on-screen keypad, checked as the
+    password of the staff login ``touchscreen`` (with the staff area's lockout)."""
+    from . import auth
+
+    if not _touchscreen():
+        abort(404)
+    error = ""
+    status = 200
+    if request.method == "POST":
+        pin = _one("pin") or ""
+        result = (
+            auth.attempt_login(TOUCHSCREEN_LOGIN, pin)
+            if PIN_RE.match(pin)
+            else auth.LoginResult(False)
+        )
+        if result.ok:
+            return redirect(url_for("staff.today"), code=303)
+        status = 429 if result.locked_until is not None else 401
+        error = (
+            "Zu viele Fehlversuche – bitte später noch einmal."
+            if result.locked_until is not None
+            else "Die PIN stimmt nicht."
+        )
+    return _page("checkin/staff_pin.html", error=error), status
+
+
+@bp.get("/sw.js")
+def service_worker():
+    pages = [url_for("checkin.offline", lang=lang.code) for lang in i18n.languages()]
+    assets = [url_for("static", filename=f) for f in ("kiosk/kiosk.css", "kiosk/kiosk.js")]
+    body = render_template(
+        "checkin/sw.js",
+        pages=pages,
+        assets=assets,
+        langs=[lang.code for lang in i18n.languages()],
+        default=i18n.DEFAULT,
+        version=_sw_version(tuple(pages)),
+    )
+    resp = current_app.response_class(body, mimetype="text/javascript")
+    resp.headers["Cache-Control"] = "no-cache"
+    return resp
+
+
+@lru_cache(maxsize=4)
+def _sw_version(pages: tuple[str, ...]) -> str:
+    """Changes when the offline pages or the kiosk's static files change, so a box update
+    replaces the cached copies."""
+    import hashlib
+    from pathlib import Path
+
+    h = hashlib.sha256(repr(pages).encode())
+    here = Path(__file__).parent
+    for rel in (
+        "static/kiosk/kiosk.css",
+        "static/kiosk/kiosk.js",
+        "templates/checkin/offline.html",
+    ):
+        h.update((here / rel).read_bytes())
+    for lang in i18n.LANGUAGES:
+        mo = i18n.TRANSLATIONS_DIR / lang / "LC_MESSAGES" / "messages.mo"
+        if mo.exists():
+            h.update(mo.read_bytes())
+    return h.hexdigest()[:12]
+
+
 @bp.errorhandler(400)
 @bp.errorhandler(413)  # a post larger than MAX_CONTENT_LENGTH is just another bad post
 def bad_request(e):
@@ -352,6 +546,8 @@ def bad_request(e):
 @bp.after_request
 def _no_store(resp):
     resp.headers.setdefault("Cache-Control", "no-store")
+    if request.endpoint == "checkin.service_worker":
+        return resp
     resp.headers.setdefault("Referrer-Policy", "same-origin")
     resp.headers.setdefault("X-Content-Type-Options", "nosniff")
     resp.headers.setdefault(

@@ -7,8 +7,21 @@ reports only ever hold the codes. The hub refuses any other value at its boundar
 
 from __future__ import annotations
 
-# Age groups of the check-in (15 to 27, the project's target group, or not said).
-AGE_GROUPS: tuple[str, ...] = ("15-17", "18-20", "21-24", "25-27", "unsaid")
+# Age groups of the check-in: the project's target group (15 to 27) in four bands, younger
+# or older visitors (they come too, and must be able to say so), or not said. Codes are
+# only ever added: the hub accepts every code an older box may still send.
+AGE_GROUPS: tuple[str, ...] = (
+    "under-15",
+    "15-17",
+    "18-20",
+    "21-24",
+    "25-27",
+    "over-27",
+    "unsaid",
+)
+# How many people one check-in may stand for ("Wir sind zu ___"): the kiosk records one
+# check-in per person, so the wire format and the reports need nothing new.
+GROUP_SIZE_MAX = 6
 # What a visitor came about (several may be chosen).
 TOPICS: tuple[str, ...] = (
     "school",

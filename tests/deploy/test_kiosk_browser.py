@@ -71,6 +71,36 @@ def alive(pid: int) -> bool:
         return False
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# A stand-in for Chromium with a DevTools list: it serves /json/list from tabs.json
+# (which the test rewrites) on its --remote-debugging-port, like the real browser.
+FAKE_WITH_DEVTOOLS = """#!/usr/bin/env python3
+import http.server, os, signal, sys, threading
+log, tabs = sys.argv[1], sys.argv[2]
+args = sys.argv[3:]
+with open(log, "a") as f:
+    f.write(f"{os.getpid()} {' '.join(args)}\\n")
+port = int(next(a.split("=", 1)[1] for a in args if a.startswith("--remote-debugging-port=")))
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = open(tabs, "rb").read()
+        self.send_response(200); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
+srv.allow_reuse_address = True
+signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
+srv.serve_forever()
+"""
+
+
 @pytest.fixture
 def kiosk(tmp_path, server):
     log = tmp_path / "starts.log"
@@ -90,7 +120,7 @@ def kiosk(tmp_path, server):
     env.update(
         CHROMIUM=str(fake), KIOSK_INSIDE="1", HOME=str(tmp_path), KIOSK_PROFILE=str(profile),
         KIOSK_URL=f"http://127.0.0.1:{server.server_port}/", KIOSK_CHECK_EVERY="0.1",
-        KIOSK_FAILURES="2", KIOSK_BLANK_AFTER="0",
+        KIOSK_FAILURES="2", KIOSK_BLANK_AFTER="0", KIOSK_DEVTOOLS_PORT=str(free_port()),
     )  # fmt: skip
 
     def starts() -> list[tuple[int, list[str]]]:
@@ -114,6 +144,7 @@ def kiosk(tmp_path, server):
         procs.append(p)
         return p
 
+    launch.env, launch.fake, launch.tmp = env, fake, tmp_path  # type: ignore[attr-defined]
     yield launch, starts, prefs, out
     for proc in procs:
         if proc.poll() is None:
@@ -171,3 +202,56 @@ def test_waits_for_the_box_before_starting(kiosk):
     Health.up = True
     wait_until(lambda: len(starts()) == 1, what="start once the box answers")
     assert proc.poll() is None
+
+
+def test_restarts_browser_when_the_tab_is_blank_or_shows_an_error(kiosk, server):
+    launch, starts, _prefs, out = kiosk
+    tmp = launch.tmp
+    tabs = tmp / "tabs.json"
+    origin = f"http://127.0.0.1:{server.server_port}"
+    tabs.write_text(json.dumps([{"type": "page", "url": origin + "/de/checkin"}]))
+    script = tmp / "fake_devtools.py"
+    script.write_text(FAKE_WITH_DEVTOOLS)
+    wrapper = tmp / "chromium-devtools"
+    wrapper.write_text(f'#!/bin/sh\nexec python3 {script} {tmp / "starts.log"} {tabs} "$@"\n')
+    wrapper.chmod(0o755)
+    launch.env["CHROMIUM"] = str(wrapper)
+    proc = launch()
+    wait_until(lambda: len(starts()) == 1, what="first browser start")
+    pid, args = starts()[0]
+    port = launch.env["KIOSK_DEVTOOLS_PORT"]
+    assert f"--remote-debugging-port={port}" in args
+    assert "--remote-debugging-address=127.0.0.1" in args
+    time.sleep(1.0)  # ten checks: the kiosk's page, and a service worker beside it, is fine
+    tabs.write_text(json.dumps([{"type": "service_worker", "url": origin + "/sw.js"},
+                                {"type": "page", "url": origin + "/"}]))  # fmt: skip
+    time.sleep(0.5)
+    assert alive(pid) and len(starts()) == 1
+    # one check only with an error page (below KIOSK_FAILURES=2 in a row): no restart
+    tabs.write_text(json.dumps([{"type": "page", "url": "chrome-error://chromewebdata/"}]))
+    time.sleep(0.12)
+    tabs.write_text(json.dumps([{"type": "page", "url": origin + "/"}]))
+    time.sleep(0.5)
+    assert len(starts()) == 1
+    for bad in ([{"type": "page", "url": "about:blank"}],
+                [{"type": "page", "url": "chrome-error://chromewebdata/"}],
+                [{"type": "page", "url": "http://127.0.0.1:1" + "/"}],
+                [{"type": "service_worker", "url": origin + "/sw.js"}]):  # fmt: skip
+        n = len(starts())
+        tabs.write_text(json.dumps(bad))
+        wait_until(lambda n=n: len(starts()) == n + 1, what=f"restart for {bad}")
+        tabs.write_text(json.dumps([{"type": "page", "url": origin + "/"}]))
+        time.sleep(0.3)
+        assert len(starts()) == n + 1  # once per problem
+    assert not alive(pid)
+    assert "the tab does not show the kiosk" in out.read_text()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+
+
+def test_tab_check_can_be_switched_off(kiosk, server):
+    launch, starts, _prefs, _out = kiosk
+    launch.env["KIOSK_DEVTOOLS_PORT"] = "0"
+    launch()
+    wait_until(lambda: len(starts()) == 1, what="first browser start")
+    assert not any(a.startswith("--remote-debugging") for a in starts()[0][1])

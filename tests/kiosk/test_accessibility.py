@@ -88,3 +88,30 @@ def test_axe_does_find_problems(base_url, touch_page):
                    b.textContent = ''; b.style.color = '#ffd23f'; }"""
     )
     assert any(v.startswith("button-name") for v in serious(page))
+
+
+@pytest.mark.parametrize("lang", ["de", "ar", "fa"])
+def test_new_screens_pass_axe(base_url, touch_page, lang):
+    """Issue 14: the privacy and offline screens, the age screen with seven groups, the
+    topics screen with "We are ___", and a screen reached by "back"."""
+    page = touch_page
+    found: dict[str, list[str]] = {}
+    page.goto(f"{base_url}/{lang}/privacy")
+    found["privacy"] = serious(page)
+    page.route("**/healthz", lambda route: route.abort())  # the offline screen stays
+    page.goto(f"{base_url}/{lang}/offline")
+    found["offline"] = serious(page)
+    page.unroute("**/healthz")
+    page.goto(f"{base_url}/{lang}/checkin")
+    page.locator("button[name=age][value='over-27']").tap()
+    page.locator(".choices-topics").wait_for()
+    page.locator(".tile-group:has(input[value='2']) span").tap()
+    found["topics-group"] = serious(page)
+    page.locator(".btn-back").tap()
+    page.locator(".choices-age").wait_for()
+    found["age-after-back"] = serious(page)
+    if lang == "de":  # the staff keypad is German only
+        page.goto(f"{base_url}/staff-pin")
+        found["staff-pin"] = serious(page)
+    assert len(found) == (5 if lang == "de" else 4)
+    assert {k: v for k, v in found.items() if v} == {}

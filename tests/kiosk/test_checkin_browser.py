@@ -154,6 +154,7 @@ def test_full_checkin_by_taps_in_german(serve, db, touch_page, screenshot_dir):
     page.get_by_text("Geld", exact=True).tap()
     page.get_by_text("Wohnen", exact=True).tap()
     page.get_by_text("Einfach reden", exact=True).tap()
+    page.wait_for_timeout(500)  # a second tap, not a double tap (that would count once)
     page.get_by_text("Einfach reden", exact=True).tap()  # and off again
     assert page.get_by_role("checkbox", name="Geld").is_checked()
     assert not page.get_by_role("checkbox", name="Einfach reden").is_checked()
