@@ -32,6 +32,7 @@ from flask import (
     Flask,
     Response,
     abort,
+    current_app,
     g,
     redirect,
     render_template,
@@ -389,6 +390,8 @@ def login():
 @bp.post("/logout")
 def logout():
     auth.logout()
+    if request.form.get("to") == "kiosk" and "checkin.start" in current_app.view_functions:
+        return redirect(url_for("checkin.start"))  # the touchscreen: back to the check-in
     return redirect(url_for("staff.login", why="out"))
 
 
