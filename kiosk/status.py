@@ -20,7 +20,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from flask import Blueprint, Flask, current_app, jsonify, render_template
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from . import appctx
 
@@ -121,6 +130,22 @@ def suppress(today: dict[str, int]) -> dict[str, int | None]:
     """Today's counts for someone not logged in: a count of 1 or 2 becomes ``None``
     (shown "<3"), as in every report outside the staff area."""
     return {k: (v if not v or v >= SMALL_CELL else None) for k, v in today.items()}
+
+
+def _from_the_box() -> bool:
+    """The request comes from the box itself (its screen, `vanbox status --url`)."""
+    return request.remote_addr in ("127.0.0.1", "::1")
+
+
+@box_bp.before_request
+def _lan_needs_a_login():
+    """With ``kiosk.bind`` open to the van's network, /status needs a staff login from
+    anywhere but the box itself: only the kiosk and the public map are open there."""
+    if _from_the_box() or is_staff():
+        return None
+    if request.path.endswith(".json"):
+        return jsonify({"error": "login required"}), 401
+    return redirect(url_for("staff.login", next=request.path))
 
 
 @box_bp.get("/status")

@@ -104,3 +104,18 @@ def test_status_shows_failing_health(box_app):
     assert "funktioniert NICHT" in c.get("/status").text
     d = c.get("/status.json").get_json()
     assert d["healthy"] is False and "read-only" in d["failed"]["database"]
+
+
+def test_over_the_lan_status_needs_a_login(box_app):
+    """kiosk.bind open to the van's network: only the kiosk and the public map are open
+    there; /status and /status.json need a staff login (the box itself may always ask)."""
+    lan = {"REMOTE_ADDR": "192.0.2.7"}  # a documentation address: never contacted
+    c = box_app.test_client()
+    r = c.get("/status", environ_base=lan)
+    assert r.status_code == 302 and "/staff/login" in r.headers["Location"]
+    assert c.get("/status.json", environ_base=lan).status_code == 401
+    assert c.get("/", environ_base=lan).status_code in (200, 302)  # the kiosk stays open
+    assert c.get("/map", environ_base=lan).status_code == 200
+    assert c.get("/status.json").status_code == 200  # from the box itself
+    login(c, "anna", "annas-passwort-1")
+    assert c.get("/status.json", environ_base=lan).status_code == 200
