@@ -147,6 +147,7 @@ LABELS_DE = {
     "Monday": "Montag", "Tuesday": "Dienstag", "Wednesday": "Mittwoch",
     "Thursday": "Donnerstag", "Friday": "Freitag", "Saturday": "Samstag", "Sunday": "Sonntag",
     "First visit": "Erstbesuch", "Returning": "Wiederkehrend", "Not said": "keine Angabe",
+    "under 15": "unter 15", "over 27": "über 27",
     # check-in codes (topics, age groups)
     "school": "Schule", "training": "Ausbildung", "job": "Job", "money": "Geld",
     "housing": "Wohnen", "family": "Familie", "health": "Gesundheit",

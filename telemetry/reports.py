@@ -501,9 +501,14 @@ def _categories(name, metric, label, order, conn, p: Period, van, public, min_ce
     )
 
 
+AGE_LABELS = {"under-15": "under 15", "over-27": "over 27"}
+
+
 def _label(metric: str, key: str) -> str:
     if metric == "first":
         return {"1": "First visit", "0": "Returning", "": "Not said"}.get(key, key)
+    if metric == "age":
+        return AGE_LABELS.get(key, key)
     return key
 
 
@@ -512,7 +517,7 @@ def _topics(conn, p, van, public, min_cell) -> Table:
 
 
 def _age_groups(conn, p, van, public, min_cell) -> Table:
-    order = ("15-17", "18-20", "21-24", "25-27")
+    order = ("under-15", "15-17", "18-20", "21-24", "25-27", "over-27")
     return _categories("age_groups", "age", "Age group", order, conn, p, van, public, min_cell)
 
 

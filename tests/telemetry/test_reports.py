@@ -470,3 +470,18 @@ def test_periods():
         "summary", "stops", "municipalities", "rural", "hours", "weekdays", "topics",
         "age_groups", "first_visits", "quality",
     ]  # fmt: skip
+
+
+def test_age_groups_outside_15_to_27_are_ordered_and_labelled(tmp_path):
+    """The kiosk's "unter 15" and "über 27" come first and last, under their labels."""
+    from telemetry.events import CheckIn
+
+    st = Store(tmp_path / "a.db", van="v1")
+    try:
+        t = datetime(2026, 6, 1, 10, tzinfo=UTC)
+        st.record_many([CheckIn(time=t, age_group=a) for a in
+                        ("over-27", "18-20", "under-15", "under-15")])  # fmt: skip
+        table = report(st.reader(), "age_groups", period("day", t.date()), van="v1")
+        assert [r[0] for r in table.rows][:3] == ["under 15", "18-20", "over 27"]
+    finally:
+        st.close()
