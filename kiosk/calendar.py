@@ -61,7 +61,7 @@ def _stamp(plan: Plan, today_utc: datetime) -> datetime:
 
 def build(vans: list[Van], name: str) -> bytes:
     """The calendar of ``vans`` as bytes (CRLF lines, folded, UTF-8)."""
-    from .public import TEXT
+    from .public_text import TEXT
 
     cfg = appctx.config()
     now = appctx.now()

@@ -17,11 +17,16 @@ words (:class:`kiosk.timetable.Words`, mirrored in ``public.js``); the map's sto
 shown vans' plan stops. The pages link the weekly timetable (``kiosk/timetable.py``) and
 the iCalendar feed (``kiosk/calendar.py``).
 
-Everything shown goes through :func:`telemetry.privacy.public_view`. The page is
-rendered on the server (it works without JavaScript and without map tiles) and updated
-by ``static/public/public.js``. Its text is German with English as the fallback
-(``?lang=en`` or the browser's languages); it is deliberately not in the check-in's
-translation catalogs.
+Everything shown goes through :func:`telemetry.privacy.public_view` and then
+:func:`kiosk.public_service.service_view` (outside service hours a parked van: "Heute keine
+Sprechzeit mehr – nächster Halt ...", no position, no online/offline, no "last seen"); each
+van's next stop is highlighted in its list and on the map. The page is rendered on the
+server (it works without JavaScript: list and a labelled outline map) and updated by
+``static/public/public.js``; when the tiles fail, the map draws the Landkreis outline
+shipped with the package (:mod:`kiosk.public_outline`). Its text is in the kiosk's seven
+languages (:mod:`kiosk.public_text`; ``?lang=xx`` or a switcher, else the browser's
+languages, else German; right to left for Arabic and Farsi); it is deliberately not in the
+check-in's translation catalogs.
 """
 
 from __future__ import annotations
@@ -35,136 +40,23 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, render_template, request
 
+from telemetry.config import MUNICIPALITIES
 from telemetry.plan import Plan
 from telemetry.privacy import load_state, plan_of, public_stop, public_view
 from telemetry.registry import Van
 
 from . import appctx
+from .public_outline import outline_map, outline_points
+from .public_service import mark_next_stops, service_view
+from .public_text import LANGS, TEXT
 from .timetable import Words, public_fleet
+
+__all__ = ["TEXT", "LANGS", "init_app", "lang_of"]
 
 CLOCK_KEY = "vanbox_clock"  # an injected clock (demo, tests): views are not cached then
 CACHE_SECONDS = 2.0  # a view is rebuilt when the store changed, or at least this often
 FRESH_SECONDS = 0.2  # ...but a view this young is served without even asking the store
 POLL_MS = 1000
-
-TEXT: dict[str, dict[str, str]] = {
-    "de": {
-        "title": "Wo ist der Bus?",
-        "title_one": "Wo ist {name}?",
-        "intro": "Live-Karte des mobilen Beratungsbusses. Der Standort wird nur während der "
-        "Öffnungszeiten an den Haltestellen des Tourplans gezeigt.",
-        "show_list": "Nur Liste",
-        "show_map": "Karte zeigen",
-        "all_vans": "Alle Busse",
-        "map_label": "Karte mit Haltestellen und Bussen",
-        "no_tiles": "Die Kartenbilder sind gerade nicht erreichbar. Die Punkte zeigen die "
-        "Haltestellen; alles Wichtige steht auch in der Liste.",
-        "state_open": "Jetzt geöffnet",
-        "state_driving": "Unterwegs zur nächsten Haltestelle",
-        "state_away": "Unterwegs",
-        "state_offline": "Offline",
-        "open_at": "Jetzt hier",
-        "since": "seit {t} Uhr",
-        "until": "bis {t} Uhr",
-        "away_text": "Gerade nicht an einer Haltestelle. Der Standort wird nicht angezeigt.",
-        "driving_text": "Ungefährer Standort (auf einige Kilometer gerundet).",
-        "offline_text": "Keine Verbindung zum Bus. Die Haltestellen unten gelten trotzdem.",
-        "last_seen": "Zuletzt gesehen",
-        "never_seen": "Noch keine Daten",
-        "just_now": "gerade eben",
-        "minutes_ago": "vor {n} Minuten",
-        "minute_ago": "vor 1 Minute",
-        "hours_ago": "vor {n} Stunden",
-        "hour_ago": "vor 1 Stunde",
-        "days_ago": "vor {n} Tagen",
-        "next": "Nächste Termine",
-        "no_next": "Keine Termine in den nächsten zwei Wochen.",
-        "today": "heute",
-        "tomorrow": "morgen",
-        "time_range": "{a}–{b} Uhr",
-        "no_vans": "Noch kein Bus hat sich gemeldet.",
-        "stale": "Verbindung zum Server unterbrochen, die Anzeige ist vielleicht nicht aktuell.",
-        "privacy": "Kein Verlauf, keine Besucherdaten: Diese Seite zeigt nur, wo der Bus "
-        "gerade geöffnet hat.",
-        "weekdays": "Mo,Di,Mi,Do,Fr,Sa,So",
-        "Today": "Heute",
-        "Tomorrow": "Morgen",
-        "say_cancelled": "{when} {place} fällt aus.",
-        "say_delayed": "{when} {place} verspätet sich um {n} Minuten (ab {t} Uhr).",
-        "say_moved": "{when} {place} ist verlegt auf {new}.",
-        "say_extra": "Sondertermin.",
-        "say_reason": "Grund: {r}",
-        "timetable": "Wochenplan",
-        "calendar": "Kalender abonnieren (ICS)",
-        "tt_title": "Wochenplan der Busse",
-        "tt_title_one": "Wochenplan: {name}",
-        "tt_intro": "Wann der Bus wo ist. Ausfälle und Verspätungen stehen dabei.",
-        "tt_week": "Woche vom {a} bis {b}",
-        "tt_prev": "Vorige Woche",
-        "tt_next": "Nächste Woche",
-        "tt_this": "Diese Woche",
-        "tt_none": "Kein Termin",
-        "tt_back": "Zur Karte",
-    },
-    "en": {
-        "title": "Where is the van?",
-        "title_one": "Where is {name}?",
-        "intro": "Live map of the mobile counselling van. Its position is shown only during "
-        "opening hours at the stops of the tour plan.",
-        "show_list": "List only",
-        "show_map": "Show map",
-        "all_vans": "All vans",
-        "map_label": "Map with stops and vans",
-        "no_tiles": "The map images cannot be loaded right now. The dots are the stops; "
-        "everything important is in the list too.",
-        "state_open": "Open now",
-        "state_driving": "On the way to the next stop",
-        "state_away": "On the road",
-        "state_offline": "Offline",
-        "open_at": "Here now",
-        "since": "since {t}",
-        "until": "until {t}",
-        "away_text": "Not at a stop right now. Its position is not shown.",
-        "driving_text": "Approximate position (rounded to a few kilometres).",
-        "offline_text": "No connection to the van. The stops below still apply.",
-        "last_seen": "Last seen",
-        "never_seen": "No data yet",
-        "just_now": "just now",
-        "minutes_ago": "{n} minutes ago",
-        "minute_ago": "1 minute ago",
-        "hours_ago": "{n} hours ago",
-        "hour_ago": "1 hour ago",
-        "days_ago": "{n} days ago",
-        "next": "Next dates",
-        "no_next": "No dates in the next two weeks.",
-        "today": "today",
-        "tomorrow": "tomorrow",
-        "time_range": "{a}–{b}",
-        "no_vans": "No van has reported yet.",
-        "stale": "Lost the connection to the server; this may be out of date.",
-        "privacy": "No history, no visitor data: this page only shows where the van is "
-        "open right now.",
-        "weekdays": "Mon,Tue,Wed,Thu,Fri,Sat,Sun",
-        "Today": "Today",
-        "Tomorrow": "Tomorrow",
-        "say_cancelled": "{when} {place} is cancelled.",
-        "say_delayed": "{when} {place} is delayed by {n} minutes (from {t}).",
-        "say_moved": "{when} {place} has moved to {new}.",
-        "say_extra": "Extra date.",
-        "say_reason": "Reason: {r}",
-        "timetable": "Weekly timetable",
-        "calendar": "Subscribe to the calendar (ICS)",
-        "tt_title": "Weekly timetable of the vans",
-        "tt_title_one": "Weekly timetable: {name}",
-        "tt_intro": "When the van is where, with cancellations and delays.",
-        "tt_week": "Week of {a} to {b}",
-        "tt_prev": "Previous week",
-        "tt_next": "Next week",
-        "tt_this": "This week",
-        "tt_none": "No visit",
-        "tt_back": "Back to the map",
-    },
-}
 
 
 def lang_of() -> str:
@@ -172,7 +64,7 @@ def lang_of() -> str:
     asked = request.args.get("lang", "")
     if asked in TEXT:
         return asked
-    return request.accept_languages.best_match(list(TEXT), default="de") or "de"
+    return request.accept_languages.best_match(list(LANGS), default="de") or "de"
 
 
 def _now() -> datetime:
@@ -182,10 +74,11 @@ def _now() -> datetime:
 def _van_view(cfg, van: Van, now: datetime, box: bool) -> tuple[dict[str, Any], Plan]:
     """The public view of one published van, under its registry name: its state and its
     own next visits from its own plan (cancelled and delayed ones included)."""
-    state = load_state(appctx.store(), van.id, box=box)
-    view = public_view(cfg, state, now)
+    state = load_state(appctx.store(), van.id, box=box, now=now)
+    plan = plan_of(cfg, state)
+    view = service_view(public_view(cfg, state, now), plan, cfg.tz, now)
     view["name"] = van.name
-    return view, plan_of(cfg, state)
+    return view, plan
 
 
 def _plan_stops(plans: list[Plan], today) -> list[dict[str, Any]]:
@@ -229,11 +122,9 @@ def _payload(van: str | None) -> tuple[dict[str, Any], bytes, str]:
     vans = fleet if van is None else [v for v in fleet if v.id == van]
     today = now.astimezone(cfg.tz).date()
     built = [_van_view(cfg, v, now, box) for v in vans]
-    data = {
-        "today": today.isoformat(),
-        "vans": [b[0] for b in built],
-        "stops": _plan_stops([b[1] for b in built], today),
-    }
+    stops = _plan_stops([b[1] for b in built], today)
+    mark_next_stops(stops, [b[0] for b in built])
+    data = {"today": today.isoformat(), "vans": [b[0] for b in built], "stops": stops}
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     etag = hashlib.blake2b(body, digest_size=12).hexdigest()
     entries[van] = (version, mono, data, body, etag)
@@ -372,6 +263,8 @@ def _page(van: str | None):
         "text": t,
         "tile_url": cfg.hub["tile_url"],
         "tile_attribution": cfg.hub["tile_attribution"],
+        "outline": outline_points(),
+        "munis": [(name, lat, lon) for name, (lat, lon) in MUNICIPALITIES.items()],
         "hub": appctx.mode() == "hub",
         "one": van is not None,
         "data": data,
@@ -389,6 +282,8 @@ def _page(van: str | None):
         now=_now(),
         fmt=Formatter(t, data["today"], _now()),
         links=_links(van),
+        langs=[(code, TEXT[code]["lang_name"]) for code in LANGS],
+        outline=outline_map(data["stops"], data["vans"]),
     )
     return Response(html, headers={"Cache-Control": "no-cache", "Vary": "Accept-Language"})
 
@@ -417,11 +312,27 @@ class Formatter(Words):
         if m < 1:
             return self.t["just_now"]
         if m < 60:
-            return self.t["minute_ago"] if m == 1 else self.t["minutes_ago"].format(n=m)
+            return self.t["minute_ago"] if m == 1 else self.t["minutes_ago"].format(n=self.num(m))
         h = m // 60
         if h < 48:
-            return self.t["hour_ago"] if h == 1 else self.t["hours_ago"].format(n=h)
-        return self.t["days_ago"].format(n=h // 24)
+            return self.t["hour_ago"] if h == 1 else self.t["hours_ago"].format(n=self.num(h))
+        return self.t["days_ago"].format(n=self.num(h // 24))
+
+    def state(self, v: dict[str, Any]) -> str:
+        """The van's badge: "Jetzt geöffnet", "Heute ab 14:00 Uhr geöffnet", ..."""
+        if v["state"] != "closed":
+            return self.t["state_" + v["state"]]
+        kind = v.get("closed") or "none"
+        if kind == "later":
+            return self.t["state_later"].format(t=self.hm(v.get("later_at")))
+        return self.t["state_" + kind]
+
+    def first_next(self, v: dict[str, Any]) -> str:
+        """ "Nächster Halt: ..." for the van's next visit that takes place, else ""."""
+        for n in v.get("next", []):
+            if n.get("is_next"):
+                return self.next_stop(n)
+        return ""
 
 
 def hub_index():

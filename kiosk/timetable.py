@@ -7,8 +7,9 @@ Routes (registered by :func:`init_app`):
 - mode ``hub``: ``/timetable`` (every public van) and ``/van/<id>/timetable``;
 - mode ``box``: ``/map/timetable`` (this van).
 
-``?week=N`` (0..8) shows the N-th week from this one; ``?lang=en`` English (German first,
-like the public map). Only published vans (:func:`telemetry.registry.public_vans`) are
+``?week=N`` (0..8) shows the N-th week from this one; ``?lang=xx`` one of the kiosk's
+seven languages (else the browser's, else German), like the public map. Only published
+vans (:func:`telemetry.registry.public_vans`) are
 ever shown, under their names; an unknown, new or retired van is a 404. The helpers here
 (:func:`public_fleet`, :func:`van_plan`, :func:`visit_dict`, :class:`Words`) are shared
 with the live map (``kiosk/public.py``) and the iCalendar feeds (``kiosk/calendar.py``).
@@ -87,11 +88,28 @@ def visit_dict(v: PlannedVisit) -> dict[str, Any]:
 
 
 class Words:
-    """Dates, times and a visit's status in plain words, in the page's language. The
-    public map's JavaScript (``static/public/public.js``) says the same."""
+    """Dates, times and a visit's status in plain words, in the page's language (its
+    digits too: Arabic-Indic for Arabic, Persian for Farsi). The public map's JavaScript
+    (``static/public/public.js``) says the same."""
 
     def __init__(self, t: dict[str, str], today: str) -> None:
         self.t, self.today = t, today
+        ds = t.get("digits", "0123456789")
+        self._digits = str.maketrans("0123456789", ds) if ds != "0123456789" else None
+
+    def num(self, text: object) -> str:
+        """``text`` with the language's digits."""
+        s = str(text)
+        return s.translate(self._digits) if self._digits else s
+
+    def date(self, d: date) -> str:
+        return self.num(self.t.get("date", "{d}.{m}.").format(d=d.day, m=d.month))
+
+    def full_date(self, d: date) -> str:
+        """The day with its year: "7.12.2026", "7/12/2026", "7.12.2026"."""
+        fmt = self.t.get("date", "{d}.{m}.")
+        sep = "" if fmt.endswith(".") else fmt[3]
+        return self.date(d) + sep + self.num(d.year)
 
     def day(self, iso: str, *, capital: bool = False) -> str:
         d = date.fromisoformat(iso[:10])
@@ -100,14 +118,18 @@ class Words:
             return self.t["Today" if capital else "today"]
         if d == today + timedelta(days=1):
             return self.t["Tomorrow" if capital else "tomorrow"]
-        return f"{self.t['weekdays'].split(',')[d.weekday()]} {d.day}.{d.month}."
+        return f"{self.t['weekdays'].split(',')[d.weekday()]} {self.date(d)}"
 
-    @staticmethod
-    def hm(iso: str | None) -> str:
-        return iso[11:16] if iso else ""
+    def hm(self, iso: str | None) -> str:
+        return self.num(iso[11:16]) if iso else ""
 
     def span(self, n: dict[str, Any]) -> str:
         return self.t["time_range"].format(a=self.hm(n["start"]), b=self.hm(n["end"]))
+
+    def next_stop(self, n: dict[str, Any]) -> str:
+        """ "Nächster Halt: Di 1.12. 10:00 Uhr, Peine, Marktplatz"."""
+        return self.t["next_stop"].format(when=self.day(n["start"]), t=self.hm(n["start"]),
+                                          place=n["name"])  # fmt: skip
 
     def note(self, n: dict[str, Any]) -> str:
         """ "Heute 14:30 Edemissen fällt aus. Grund: ..." for a changed visit, else ""."""
@@ -117,11 +139,12 @@ class Words:
         if status == "cancelled":
             s = t["say_cancelled"].format(when=when, place=place)
         elif status == "delayed":
-            s = t["say_delayed"].format(when=when, place=place, n=n.get("delay_min", 0),
+            s = t["say_delayed"].format(when=when, place=place,
+                                        n=self.num(n.get("delay_min", 0)),
                                         t=self.hm(n["start"]))  # fmt: skip
         elif status == "moved":
-            s = t["say_moved"].format(when=when, place=place,
-                                      new=f"{self.day(n['start'])}, {self.span(n)}")  # fmt: skip
+            new = f"{self.day(n['start'])}{t.get('sep', ', ')}{self.span(n)}"
+            s = t["say_moved"].format(when=when, place=place, new=new)
         elif status == "extra":
             s = t["say_extra"]
         else:
@@ -139,7 +162,8 @@ def _week_start(today: date, offset: int) -> date:
 
 
 def _page(vans: list[Van], one: bool) -> Response:
-    from .public import TEXT, lang_of
+    from .public import lang_of
+    from .public_text import TEXT
 
     cfg = appctx.config()
     lang = lang_of()
@@ -181,12 +205,19 @@ def _page(vans: list[Van], one: bool) -> Response:
         week=week,
         weeks_ahead=WEEKS_AHEAD,
         words=words,
+        langs=_langs(),
         back=back,
         hub=mode == "hub",
         one=one,
         feed=f"/van/{vans[0].id}/calendar.ics" if one and mode == "hub" else "/calendar.ics",
     )
     return Response(html, headers={"Cache-Control": "no-cache", "Vary": "Accept-Language"})
+
+
+def _langs() -> list[tuple[str, str]]:
+    from .public_text import LANGS, TEXT
+
+    return [(code, TEXT[code]["lang_name"]) for code in LANGS]
 
 
 def hub_timetable():

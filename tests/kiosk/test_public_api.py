@@ -94,7 +94,11 @@ def test_api_shows_the_open_van_and_hides_the_one_in_the_depot(hub):
     assert (a["van"], a["state"], a["stop"]["name"]) == ("van-a", "open", "Markt")
     assert a["position"] == {"lat": MARKT[0], "lon": MARKT[1], "coarse": False}
     assert a["open_since"] == "2026-11-23T10:45+01:00"  # arrived late
-    assert (b["van"], b["state"], b["position"]) == ("van-b", "away", None)
+    # van-b has no plan for today: a parked van, whatever its box does.
+    assert (b["van"], b["state"], b["closed"], b["position"]) == ("van-b", "closed", "none", None)
+    assert b["status"] is None and b["last_seen"] is None
+    # "last seen" next to "open now" would only look stale: only an offline van has it.
+    assert a["last_seen"] is None
     assert [s["name"] for s in data["stops"]] == ["Markt", "Schule"]
 
 
@@ -116,7 +120,8 @@ def test_nothing_outside_service_hours(hub):
     app.extensions["vanbox_clock"] = Clock(MON_1115 + timedelta(hours=2, minutes=50))  # 14:05
     data = app.test_client().get("/api/public/vans").get_json()
     assert all(v["position"] is None and v["stop"] is None for v in data["vans"])
-    assert {v["state"] for v in data["vans"]} == {"away"}
+    # van-a is between its two stops (in service, position hidden); van-b has no plan.
+    assert [v["state"] for v in data["vans"]] == ["away", "closed"]
     page = app.test_client().get("/").get_data(as_text=True)
     assert str(MARKT[1]) not in page.split('"stops"')[0]  # the stop list is public, the van not
 
@@ -162,10 +167,11 @@ def test_page_offline_list_and_english(hub):
         conn.execute("UPDATE van_status SET status = 'offline' WHERE van = 'van-a'")
     c = app.test_client()
     page = c.get("/?view=list").get_data(as_text=True)
-    assert '<body class="list-only">' in page
-    assert "Offline" in page and "Zuletzt gesehen" in page and "vor 1 Minute" in page
+    assert '<body class="list-only no-js">' in page
+    assert "Gerade keine Verbindung" in page and "Zuletzt gemeldet" in page
+    assert "vor 1 Minute" in page and "Offline" not in page
     en = c.get("/?lang=en").get_data(as_text=True)
-    assert "Last seen" in en and "1 minute ago" in en and 'lang="en"' in en
+    assert "Last report" in en and "1 minute ago" in en and 'lang="en"' in en
     en2 = c.get("/", headers={"Accept-Language": "en-GB,en;q=0.8"}).get_data(as_text=True)
     assert "Where is the van?" in en2
 

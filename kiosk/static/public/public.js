@@ -17,7 +17,12 @@
     });
   }
   function fmt(s, k, v) { return s.replace("{" + k + "}", v); }
-  function hm(iso) { return iso ? iso.substr(11, 5) : ""; }
+  // The language's digits (Arabic-Indic, Persian), as kiosk/timetable.py Words.num.
+  function num(x) {
+    return String(x).replace(/[0-9]/g, function (c) { return T.digits.charAt(+c); });
+  }
+  function hm(iso) { return iso ? num(iso.substr(11, 5)) : ""; }
+  function date(d, m) { return num(fmt(fmt(T.date, "d", d), "m", m)); }
   function day(iso) {
     var d = iso.substr(0, 10);
     if (d === data.today) return T.today;
@@ -26,7 +31,7 @@
     var today = Date.UTC(+t[0], +t[1] - 1, +t[2]);
     if (dt - today === 86400000) return T.tomorrow;
     var wd = (new Date(dt).getUTCDay() + 6) % 7; // Monday = 0
-    return T.weekdays.split(",")[wd] + " " + (+p[2]) + "." + (+p[1]) + ".";
+    return T.weekdays.split(",")[wd] + " " + date(+p[2], +p[1]);
   }
   function dayCap(iso) {
     var d = day(iso);
@@ -39,8 +44,8 @@
   function note(n) {
     var when = dayCap(n.planned_start) + " " + hm(n.planned_start), s;
     if (n.status === "cancelled") s = T.say_cancelled;
-    else if (n.status === "delayed") s = fmt(fmt(T.say_delayed, "n", n.delay_min), "t", hm(n.start));
-    else if (n.status === "moved") s = fmt(T.say_moved, "new", day(n.start) + ", " + span(n));
+    else if (n.status === "delayed") s = fmt(fmt(T.say_delayed, "n", num(n.delay_min)), "t", hm(n.start));
+    else if (n.status === "moved") s = fmt(T.say_moved, "new", day(n.start) + T.sep + span(n));
     else if (n.status === "extra") s = T.say_extra;
     else return "";
     s = fmt(fmt(s, "when", when), "place", n.name);
@@ -51,10 +56,25 @@
     if (!iso) return T.never_seen;
     var m = Math.max(0, Math.floor((Date.now() + skewMs - Date.parse(iso)) / 60000));
     if (m < 1) return T.just_now;
-    if (m < 60) return m === 1 ? T.minute_ago : fmt(T.minutes_ago, "n", m);
+    if (m < 60) return m === 1 ? T.minute_ago : fmt(T.minutes_ago, "n", num(m));
     var h = Math.floor(m / 60);
-    if (h < 48) return h === 1 ? T.hour_ago : fmt(T.hours_ago, "n", h);
-    return fmt(T.days_ago, "n", Math.floor(h / 24));
+    if (h < 48) return h === 1 ? T.hour_ago : fmt(T.hours_ago, "n", num(h));
+    return fmt(T.days_ago, "n", num(Math.floor(h / 24)));
+  }
+  // The badge and the "next stop" line, as kiosk/public.py Formatter.state / first_next.
+  function stateText(v) {
+    if (v.state !== "closed") return T["state_" + v.state];
+    if (v.closed === "later") return fmt(T.state_later, "t", hm(v.later_at));
+    return T["state_" + (v.closed || "none")];
+  }
+  function firstNext(v) {
+    for (var i = 0; i < v.next.length; i++) {
+      var n = v.next[i];
+      if (n.is_next) {
+        return fmt(fmt(fmt(T.next_stop, "when", day(n.start)), "t", hm(n.start)), "place", n.name);
+      }
+    }
+    return "";
   }
 
   function card(v) {
@@ -62,22 +82,29 @@
       ? '<a href="/van/' + encodeURIComponent(v.van) + "?lang=" + cfg.lang + '">' + esc(v.name) + "</a>"
       : esc(v.name);
     var h = '<article class="van state-' + esc(v.state) + '" data-van="' + esc(v.van) + '">';
-    h += "<header><h2>" + name + '</h2><span class="badge">' + esc(T["state_" + v.state]) + "</span></header>";
+    h += "<header><h2>" + name + '</h2><span class="badge">' + esc(stateText(v)) + "</span></header>";
     if (v.state === "open") {
       h += '<p class="where"><strong>' + esc(v.stop.name) + '</strong> <span class="muni">(' +
         esc(v.stop.municipality) + ")</span></p>";
       h += '<p class="hours">' + esc(fmt(T.since, "t", hm(v.open_since))) + " · " +
         esc(fmt(T.until, "t", hm(v.open_until))) + "</p>";
+    } else if (v.state === "closed") {
+      var nx = firstNext(v);
+      if (nx) h += '<p class="where next-stop"><strong>' + esc(nx) + "</strong></p>";
     } else {
       h += '<p class="where">' + esc(T[v.state + "_text"]) + "</p>";
     }
-    h += '<p class="seen">' + esc(T.last_seen) + ': <time class="ago" datetime="' +
-      esc(v.last_seen || "") + '">' + esc(ago(v.last_seen)) + "</time></p>";
+    if (v.last_seen) {
+      h += '<p class="seen">' + esc(T.last_seen) + ': <time class="ago" datetime="' +
+        esc(v.last_seen) + '">' + esc(ago(v.last_seen)) + "</time></p>";
+    }
     h += "<h3>" + esc(T.next) + "</h3>";
     if (v.next.length) {
       h += '<ul class="next">';
       v.next.forEach(function (n) {
-        h += '<li class="st-' + esc(n.status) + '"><span class="when">' + esc(day(n.start)) + ", " +
+        h += '<li class="st-' + esc(n.status) + (n.is_next ? " is-next" : "") + '">' +
+          (n.is_next ? '<span class="next-badge">' + esc(T.next_badge) + "</span> " : "") +
+          '<span class="when">' + esc(day(n.start)) + T.sep +
           esc(span(n)) + '</span> <span class="stop">' + esc(n.name) + "</span>" +
           (n.status !== "planned" ? ' <span class="note">' + esc(note(n)) + "</span>" : "") +
           "</li>";
@@ -108,32 +135,71 @@
     if (typeof L === "undefined" || document.body.classList.contains("list-only")) return;
     var map = L.map("map", { zoomSnap: 0.5, scrollWheelZoom: false });
     state.map = map;
+    document.body.classList.add("has-map");
+    // The Landkreis outline shipped with the package: faint under the tiles, the map
+    // itself (with the municipality names) when they fail.
+    if (cfg.outline && cfg.outline.length) {
+      L.polygon(cfg.outline, { color: "#4a5a6a", weight: 2, fillColor: "#ffffff",
+        fillOpacity: 0.35, interactive: false }).addTo(map);
+    }
     if (cfg.tile_url) {
       var tiles = L.tileLayer(cfg.tile_url, { attribution: cfg.tile_attribution, maxZoom: 18 });
-      tiles.on("tileerror", function () {
-        document.getElementById("no-tiles").hidden = false;
-        document.body.classList.add("no-tiles");
-      });
+      tiles.on("tileerror", noTiles);
       tiles.on("tileload", function () {
         document.getElementById("no-tiles").hidden = true;
         document.body.classList.remove("no-tiles");
+        if (state.munis) {
+          state.munis.forEach(function (m) { map.removeLayer(m); });
+          state.munis = null;
+        }
       });
       tiles.addTo(map);
-    } else {
-      document.body.classList.add("no-tiles");
     }
+    drawStops();
+    updateMap();
+    if (!cfg.tile_url) noTiles();
+  }
+
+  function noTiles() {
+    document.getElementById("no-tiles").hidden = false;
+    if (document.body.classList.contains("no-tiles")) return;
+    document.body.classList.add("no-tiles");
+    var map = state.map;
+    if (!map || state.munis) return;
+    // The municipalities' names give the bearings; one whose stops are named already
+    // (a wide screen, few stops) is left out, so that names do not overlap.
+    var named = {};
+    if (state.permanent) data.stops.forEach(function (s) { named[s.municipality] = true; });
+    state.munis = cfg.munis.filter(function (m) { return !named[m[0]]; }).map(function (m) {
+      return L.circleMarker([m[1], m[2]], { radius: 1, opacity: 0, fillOpacity: 0,
+        interactive: false }).bindTooltip(esc(m[0]), { permanent: true, direction: "center",
+        className: "muni-label" }).addTo(map);
+    });
+  }
+
+  // The plan's stops; each van's next stop is larger, coloured and always named.
+  function drawStops() {
+    var map = state.map;
+    if (!map) return;
+    state.stops.forEach(function (m) { map.removeLayer(m); });
+    state.stops = [];
     // On a phone, many stop names would run into each other: then a name shows when its
-    // point is tapped (the list below names every stop anyway).
-    var permanent = data.stops.length <= 4 || map.getSize().x >= 600;
-    data.stops.forEach(function (s) {
-      var m = L.circleMarker([s.lat, s.lon], {
+    // point is tapped (the list below names every stop anyway), except the next stop's.
+    var permanent = state.permanent = data.stops.length <= 4 || map.getSize().x >= 600;
+    // the next stops last, so that they are drawn on top
+    var ordered = data.stops.filter(function (s) { return !s.next; })
+      .concat(data.stops.filter(function (s) { return s.next; }));
+    ordered.forEach(function (s) {
+      var m = L.circleMarker([s.lat, s.lon], s.next ? {
+        radius: 10, color: "#ffffff", weight: 3, fillColor: "#b3261e", fillOpacity: 1,
+      } : {
         radius: 6, color: "#4a4a4a", weight: 2, fillColor: "#ffffff", fillOpacity: 1,
       }).addTo(map);
-      m.bindTooltip(esc(s.name), { permanent: permanent, direction: "right",
-        className: "stop-label", offset: [8, 0] });
+      m.bindTooltip(esc(s.name), {
+        permanent: permanent || s.next, direction: "right",
+        className: s.next ? "stop-label next-label" : "stop-label", offset: [10, 0] });
       state.stops.push(m);
     });
-    updateMap();
   }
 
   function vanIcon(v) {
@@ -178,11 +244,12 @@
       }
     });
     if (!state.fitted) {
-      var pts = data.stops.map(function (s) { return [s.lat, s.lon]; });
+      // the whole Landkreis (its outline), the stops and the vans
+      var pts = (cfg.outline || []).concat(data.stops.map(function (s) { return [s.lat, s.lon]; }));
       data.vans.forEach(function (v) { if (v.position) pts.push([v.position.lat, v.position.lon]); });
       if (pts.length) map.fitBounds(pts, {
         // room for the van labels above the points and the stop names to their right
-        paddingTopLeft: [60, 56], paddingBottomRight: [150, 20], maxZoom: 14,
+        paddingTopLeft: [20, 40], paddingBottomRight: [20, 10], maxZoom: 14,
       });
       else map.setView([52.3, 10.23], 10);
       state.fitted = true;
@@ -211,6 +278,7 @@
       if (fresh && !fresh.unchanged) {
         data = fresh;
         renderList();
+        drawStops();
         updateMap();
       } else {
         refreshAgo();
@@ -236,6 +304,7 @@
       else if (!list && state.map) state.map.invalidateSize();
     });
   }
+  document.body.classList.remove("no-js");
   renderList();
   initMap();
   setInterval(refreshAgo, 15000);
