@@ -5,7 +5,13 @@ NMEA through a pty (the real GPS reader reads it), visitors walk through the sim
 infrared beams (gpiozero's MockFactory) while the van stands at a stop, and the kiosk,
 the public map and the staff reports are served on http://127.0.0.1:8080. It publishes
 to the MQTT broker on localhost:1883 when there is one and buffers in the outbox when
-there is none. Simulated time runs ``--speed`` times faster than the wall clock.
+there is none. Simulated time runs ``--speed`` times faster than the wall clock, but
+never ahead of it: a start later than now is taken from the day before, and once the
+simulated clock has caught up with the wall clock it runs at real time (the hub refuses
+events from more than a few minutes in the future). Some of the simulated visitors also
+check in on the "touchscreen" (:class:`CheckIns`), so every report has data. The demo
+works in a temp folder (database, staff login file, GPS pty link) that is removed when it
+ends.
 """
 
 from __future__ import annotations
@@ -13,12 +19,14 @@ from __future__ import annotations
 import logging
 import os
 import random
+import shutil
 import tempfile
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from telemetry.categories import HEARD_FROM, LANGUAGES, TOPICS
 from telemetry.config import default_config
 from telemetry.errors import VanboxError
 
@@ -53,15 +61,51 @@ def parse_hostport(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def sim_start(text: str, tz) -> datetime:
-    now = datetime.now(tz)
+def sim_start(text: str, tz, now: datetime | None = None) -> datetime:
+    """The simulated start: today at ``HH:MM``, or the day before if that is later than
+    ``now`` (the simulated clock must never run ahead of the wall clock)."""
+    now = now or datetime.now(tz)
     if text == "now":
         return now
     try:
         h, m = (int(x) for x in text.split(":"))
-        return now.replace(hour=h, minute=m, second=0, microsecond=0)
+        start = now.replace(hour=h, minute=m, second=0, microsecond=0)
     except ValueError:
         raise VanboxError(f"--start {text!r}: use HH:MM (24 hours) or 'now'") from None
+    return start - timedelta(days=1) if start > now else start
+
+
+AGES = ("15-17", "18-20", "21-24", "25-27")
+
+
+class CheckIns:
+    """Some of the people who walk in also check in on the touchscreen: categories drawn
+    at random (no person, no free text), recorded by the box like the kiosk's."""
+
+    def __init__(self, box, clock, *, seed: int = 1, share: float = 0.6) -> None:
+        self.box, self.clock = box, clock
+        self.rng = random.Random(seed + 1)
+        self.share = share
+        self.count = 0
+
+    def on_walk(self, direction: str) -> None:
+        from telemetry.events import CheckIn
+
+        if direction != "in" or self.rng.random() >= self.share:
+            return
+        rng = self.rng
+        first = rng.random() < 0.4
+        self.box.record(
+            CheckIn(
+                time=self.clock.now(),
+                age_group=rng.choice(AGES),
+                topics=tuple(sorted(rng.sample(TOPICS, rng.choice((1, 1, 2, 3))))),
+                first_visit=first,
+                heard_from=rng.choice(HEARD_FROM) if first else None,
+                language=rng.choices(LANGUAGES, weights=(12, 2, 2, 2, 2, 1, 1))[0],
+            )
+        )
+        self.count += 1
 
 
 class Visitors(threading.Thread):
@@ -106,16 +150,25 @@ def run(args) -> int:
     if args.speed <= 0 or args.speed > 600:
         raise VanboxError(f"--speed {args.speed}: use a factor from 0.1 to 600")
     os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
-    from gpiozero.pins.mock import MockFactory
-
     base = default_config()
     tz = base.tz
     start = sim_start(args.start, tz)
-    from .visitors import PinDriver, SimClock
+    from .visitors import SimClock
 
-    clock = SimClock(start, args.speed)
+    clock = SimClock(start, args.speed, ceiling=time.time)
     route = demo_day(start)
     work = Path(tempfile.mkdtemp(prefix="vanbox-demo-"))
+    try:
+        return _run(args, base, tz, start, clock, route, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(args, base, tz, start, clock, route, work: Path) -> int:
+    from gpiozero.pins.mock import MockFactory
+
+    from .visitors import PinDriver
+
     db = args.db or str(work / "vanbox.db")
     overrides: dict = {
         "van": {"id": args.van, "name": "JUNGregio-Mobil (Demo)", "tid": "JR"},
@@ -143,7 +196,12 @@ def run(args) -> int:
     else:
         print(f"MQTT: no broker at {host}:{port}; events wait in the outbox and are sent "
               "when one appears")  # fmt: skip
+    caught = datetime.now(tz) + (datetime.now(tz) - start) / max(args.speed - 1, 1e-9)
+    if args.speed > 1:
+        print(f"The simulated clock catches up with real time at about {caught:%H:%M} and "
+              "then runs at real time (it never runs ahead).")  # fmt: skip
     print(f"database: {db}")
+    print(f"staff login file: {cfg.staff['passwd_file']} (removed when the demo ends)")
 
     _demo_login(cfg)
     feeder = NmeaFeeder(route, clock, work / "gps")
@@ -163,7 +221,8 @@ def run(args) -> int:
     print(f"box status:         {url}/status")
     driver = PinDriver.for_config(cfg.sensor, pin_factory)
     driver.rest()
-    visitors = Visitors(route, clock, driver, seed=args.seed)
+    checkins = CheckIns(box, clock, seed=args.seed)
+    visitors = Visitors(route, clock, driver, seed=args.seed, on_walk=checkins.on_walk)
     visitors.start()
     print("Ctrl-C stops the demo.", flush=True)
 

@@ -117,12 +117,25 @@ class SimClock(ScaledClock):
     (after sleeping ``seconds / speed`` real ones); ``speed`` reads 0 meanwhile. When
     the block ends the clock runs on from the real scaled time, never going back past
     the last stepped time (except by :meth:`jump`). Callable, like :func:`time.time`.
+
+    ``ceiling`` (e.g. :func:`time.time`): the clock never runs ahead of it. When the
+    simulated time catches up with the ceiling, the clock goes on at the ceiling's pace
+    (speed 1), so a demo that started in the past at ``--speed 60`` never stamps an event
+    "from the future", however long it runs; a stepped walk is held at the ceiling too.
     """
 
     # Real sleeps shorter than this are skipped (contact bounce at 60x: microseconds).
     MIN_REAL_SLEEP = 0.0002
 
-    def __init__(self, start: datetime | float | None = None, speed: float = 1.0):
+    def __init__(
+        self,
+        start: datetime | float | None = None,
+        speed: float = 1.0,
+        *,
+        ceiling: Callable[[], float] | None = None,
+    ):
+        self._ceiling = ceiling
+        self.caught_up = False
         if start is None:
             start = time.time()
         if not isinstance(start, datetime):
@@ -154,13 +167,26 @@ class SimClock(ScaledClock):
         return (sim.timestamp() - self.time()) / self._speed
 
     def _scaled(self) -> float:
-        return self._start + self._offset + (time.monotonic() - self._t0) * self._speed
+        mono = time.monotonic()
+        t = self._start + self._offset + (mono - self._t0) * self._speed
+        if self._ceiling is not None:
+            top = self._ceiling()
+            if t >= top:  # caught up: from now on, the ceiling's own pace
+                self._start, self._offset, self._t0 = top, 0.0, mono
+                if self._speed != 1.0:
+                    self._speed = 1.0
+                    self.caught_up = True
+                return top
+        return t
 
     def time(self) -> float:
         with self._lock:
             if self._held is not None:
+                if self._ceiling is not None:
+                    return min(self._held, self._ceiling())
                 return self._held
-            return max(self._floor, self._scaled())
+            t = max(self._floor, self._scaled())
+            return t if self._ceiling is None else min(t, self._ceiling())
 
     __call__ = time
 

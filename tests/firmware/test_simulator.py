@@ -100,3 +100,41 @@ def test_coordinates_round_as_a_whole():
     assert _lat(52.9999999) == ("5300.0000", "N")
     assert _lon(-10.5) == ("01030.0000", "W")
     assert _lat(52.3215) == ("5219.2900", "N")
+
+
+def test_sim_clock_never_runs_ahead_of_its_ceiling():
+    import time as _time
+    from datetime import UTC, datetime
+
+    from firmware.visitors import SimClock
+
+    start = datetime.fromtimestamp(_time.time() - 5, UTC)  # 5 s ago, at 100x
+    free = SimClock(start, 100)
+    capped = SimClock(start, 100, ceiling=_time.time)
+    _time.sleep(0.3)  # 30 simulated seconds: 25 s ahead of the wall clock without a ceiling
+    assert free.time() > _time.time() + 20
+    for _ in range(50):
+        assert capped.time() <= _time.time()
+    assert capped.caught_up and capped.factor == 1.0  # then at real time
+    t0, w0 = capped.time(), _time.time()
+    _time.sleep(0.2)
+    assert abs((capped.time() - t0) - (_time.time() - w0)) < 0.05
+    # A stepped walk is held at the ceiling too (30 simulated s in 0.03 real ones).
+    fast = SimClock(datetime.fromtimestamp(_time.time() - 0.05, UTC), 1000, ceiling=_time.time)
+    with fast.stepping():
+        fast.sleep(30)
+        assert fast.time() <= _time.time()
+
+
+def test_demo_start_is_never_later_than_now():
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from firmware.demo import sim_start
+
+    tz = ZoneInfo("Europe/Berlin")
+    now = datetime(2026, 11, 23, 8, 45, 0, tzinfo=tz)
+    assert sim_start("08:45", tz, now) == now  # just not later: today
+    assert sim_start("08:44", tz, now).day == 23
+    assert sim_start("08:46", tz, now) == datetime(2026, 11, 22, 8, 46, tzinfo=tz)
+    assert sim_start("now", tz, now) == now

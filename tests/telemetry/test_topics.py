@@ -146,6 +146,11 @@ def test_good_payloads_pass(kind):
     assert ev.id == U or kind == "checkin"  # a check-in's id may be mapped to carry no time
 
 
+def test_the_hub_refuses_events_from_more_than_ten_minutes_ahead():
+    """A van's clock may run a little ahead (GPS vs NTP), not by hours (issue 14)."""
+    assert topics.FUTURE_S == 600.0
+
+
 # (kind, field, a value just inside, a value just outside)
 BOUNDS = [
     ("location", "tst", topics.TIME_MIN, topics.TIME_MIN - 1),
