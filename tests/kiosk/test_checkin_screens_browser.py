@@ -7,56 +7,22 @@ double tap on a topic tile, and screenshots of the new screens in all 7 language
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
-from pathlib import Path
 
 import pytest
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from kiosk import create_app
 from telemetry.config import default_config
 from telemetry.store import Store
+from tests.kiosk.test_checkin_browser import LiveServer
 
 pytestmark = pytest.mark.browser
 
 LANGS = ("de", "en", "tr", "ar", "uk", "ru", "fa")
 
 
-class QuietHandler(WSGIRequestHandler):
-    def log(self, type: str, message: str, *args) -> None:  # noqa: A002
-        pass
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LiveServer:
-    def __init__(self, app, port: int | None = None) -> None:
-        self.app, self.port = app, port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._srv = None
-
-    def start(self) -> LiveServer:
-        self._srv = make_server(
-            "127.0.0.1", self.port, self.app, threaded=True, request_handler=QuietHandler
-        )
-        threading.Thread(target=self._srv.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._srv is not None:
-            self._srv.shutdown()
-            self._srv.server_close()
-            self._srv = None
-
-
 @pytest.fixture
-def db(tmp_path: Path):
+def db(tmp_path):
     st = Store(tmp_path / "vanbox.db", van="testvan", tid="TV")
     yield st
     st.close()
