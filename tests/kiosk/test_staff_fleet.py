@@ -4,7 +4,6 @@ refused with one clear line and changes nothing; a retired van stays in the repo
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
 import pytest
@@ -16,8 +15,8 @@ from telemetry import registry
 from telemetry.config import default_config
 from telemetry.events import CheckIn, Footfall
 from telemetry.store import Store
+from tests.kiosk.test_staff_plan import PASSWORD, login, token_of  # noqa: E402
 
-PASSWORD = "lange-genug-2026"
 T = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
@@ -41,19 +40,6 @@ def hub(tmp_path):
     app.extensions["vanbox_clock"] = Clock()  # no public-page cache: see each change at once
     yield app, st
     st.close()
-
-
-def token_of(page: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-
-
-def login(app):
-    c = app.test_client()
-    page = c.get("/staff/login").text
-    r = c.post("/staff/login", data={"name": "anna", "password": PASSWORD,
-                                     "csrf_token": token_of(page)})  # fmt: skip
-    assert r.status_code == 302
-    return c
 
 
 def post(c, van: str, **form):
