@@ -26,7 +26,11 @@ SIZES = ((800, 480), (1280, 720))
 
 
 class QuietHandler(WSGIRequestHandler):
-    """No access log: it would write the client's address."""
+    """No access log: it would write the client's address. One request per connection
+    (HTTP/1.0): a kept-alive connection would outlive ``LiveServer.stop()`` in its handler
+    thread and keep answering the heartbeat of a "stopped" box."""
+
+    protocol_version = "HTTP/1.0"
 
     def log(self, type: str, message: str, *args) -> None:  # noqa: A002
         pass
