@@ -24,6 +24,13 @@ from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
+from .config_funders import (
+    DEFAULT_KINDS,
+    DEFAULT_OUTCOMES,
+    DEFAULT_PARTNERS,
+    check_contacts,
+    check_reports,
+)
 from .errors import ConfigError
 
 DEFAULT_PATH = Path("/etc/vanbox/vanbox.toml")
@@ -127,7 +134,19 @@ DEFAULTS: dict[str, Any] = {
         "hidden_zones": [],
     },
     "stops": {"arrive_after_s": 180.0, "unplanned_after_s": 900.0, "leave_after_s": 60.0},
-    "reports": {"annual_budget_eur": 0.0},
+    "reports": {
+        "annual_budget_eur": 0.0,
+        "town": TOWN,
+        "municipalities": list(MUNICIPALITIES),
+        "funders": [],  # [{"name": str, "eur": float}]: the budget is their sum
+        "crew": 2,  # staff on board per service (their own door passes are no visits)
+    },
+    # Codes of the staff's counselling contacts (telemetry/contacts.py); stable slugs.
+    "contacts": {
+        "kinds": DEFAULT_KINDS,
+        "partners": DEFAULT_PARTNERS,
+        "outcomes": DEFAULT_OUTCOMES,
+    },
     "hub": {
         "bind": "0.0.0.0",
         "port": 8090,
@@ -207,6 +226,7 @@ class Config:
     stops: dict[str, Any]
     reports: dict[str, Any]
     hub: dict[str, Any]
+    contacts: dict[str, Any]
     tour: tuple[TourStop, ...] = ()
     hidden_zones: tuple[Zone, ...] = ()
     source: str = "built-in defaults"
@@ -529,6 +549,8 @@ def _build(d: dict[str, Any], source: str) -> Config:
     _num(sp, "stops", "leave_after_s", 5, 3600)
 
     _num(d["reports"], "reports", "annual_budget_eur", 0, 1e9)
+    reports = check_reports(d["reports"])
+    contacts = check_contacts(d["contacts"])
 
     hub = d["hub"]
     _str(hub, "hub", "bind", empty=False)
@@ -605,8 +627,9 @@ def _build(d: dict[str, Any], source: str) -> Config:
         staff=st,
         privacy=pr,
         stops=sp,
-        reports=d["reports"],
+        reports=reports,
         hub=hub,
+        contacts=contacts,
         tour=tuple(tour),
         hidden_zones=tuple(zones),
         source=source,

@@ -160,4 +160,38 @@ class StopVisit:
         return self.arrived
 
 
-Event = Position | Footfall | CheckIn | StopVisit  # the built-in kinds (telemetry/kinds.py)
+def new_hub_contact_id() -> str:
+    """A random UUID of version 8 (RFC 9562, "custom"): the id of a contact recorded on
+    the hub. Boxes make version 4 ids, so the reconciliation tally counts only the
+    contacts a box made (telemetry/contacts.py)."""
+    raw = bytearray(uuid.uuid4().bytes)
+    raw[6] = (raw[6] & 0x0F) | 0x80
+    return str(uuid.UUID(bytes=bytes(raw)))
+
+
+@dataclass(frozen=True)
+class Contact:
+    """An anonymous counselling contact recorded by staff (telemetry/contacts.py checks
+    every field). Codes only, no name, no free text, no place but a municipality; the time
+    is rounded down to the hour and the id is random (it says nothing about the time)."""
+
+    time: datetime
+    kind: str
+    topics: tuple[str, ...]
+    duration: str
+    age_group: str
+    municipality: str
+    first_contact: bool
+    referrals: tuple[str, ...]
+    outcome: str
+    persons: int = 1
+    id: str = field(default_factory=new_checkin_id)
+    van: str = ""
+
+    def __post_init__(self) -> None:
+        if self.time.minute or self.time.second or self.time.microsecond:
+            object.__setattr__(self, "time", self.time.replace(minute=0, second=0, microsecond=0))
+
+
+# the built-in kinds (telemetry/kinds.py)
+Event = Position | Footfall | CheckIn | StopVisit | Contact

@@ -9,7 +9,10 @@ and bounded decoders of :mod:`telemetry.topics`, which stay the wire format's on
 The store (recording, the hub's ingest), ``topics.decode`` and the box's resending
 (:mod:`telemetry.delivery`) look a kind up here instead of asking an event for its type.
 A new kind of event is one :func:`register` call with its ``EventKind`` (plus its
-dataclass, its migration and its encoder and decoder in topics.py).
+dataclass, its migration and its encoder and decoder, in topics.py or, like the
+counselling contacts, in a module of its own: telemetry/contacts.py, imported at the end
+of this module). The reconciliation tally (telemetry/tally.py) and the retention
+(telemetry/retention.py) read the registry too.
 """
 
 from __future__ import annotations
@@ -76,6 +79,9 @@ class EventKind:
     tally: Mapping[str, str] = field(default_factory=dict)
     resend_priority: int | None = None  # outbox priority of a resend (default: priority)
     replay: Replayer | None = None  # rebuilds resend payloads itself (default: encode)
+    # The column by which telemetry/retention.py deletes raw rows older than the retention
+    # (after folding them into the aggregates); "" keeps the rows for ever.
+    prune_by: str = ""
 
     def __post_init__(self) -> None:
         if self.columns[:2] != ("id", "van"):
@@ -240,6 +246,7 @@ POSITION = register(
         decode=topics._position,
         published="suspect = 0",
         tally={"position": ""},
+        prune_by="ts",
         resend_priority=RESEND_POSITION_PRIORITY,
     )
 )
@@ -323,6 +330,7 @@ FOOTFALL = register(
         decode=topics._footfall,
         tally={"footfall": ""},
         replay=_footfall_replay,
+        prune_by="day",
     )
 )
 
@@ -370,6 +378,7 @@ CHECKIN = register(
         encode=lambda ev, conn, rec: topics.checkin_payload(ev),
         decode=topics._checkin,
         tally={"checkin": ""},
+        prune_by="day",
     )
 )
 
@@ -422,3 +431,8 @@ STOP = register(
         tally={"stop": "", "stop_left": '"left" IS NOT NULL'},
     )
 )
+
+
+# --- kinds in modules of their own (each registers itself on import) -------------------
+
+from . import contacts as contacts  # noqa: E402 - needs the registry above

@@ -8,6 +8,8 @@ Topics (``<prefix>`` is ``mqtt.topic_prefix``, default ``vanbox``)::
     <prefix>/<van>/footfall  one count or sensor event, with today's totals
     <prefix>/<van>/checkin   one anonymous check-in, time rounded to the hour
     <prefix>/<van>/stop      a stop visit (sent on arrival and again on leaving, same id)
+    <prefix>/<van>/contact   a counselling contact recorded by staff, time rounded to the
+                             hour (telemetry/contacts.py: its encoder and decoder)
     <prefix>/<van>/bridge    1 | 0  retained: the van's mosquitto bridge is connected or not
                              (its notification topic; the central broker publishes the
                              bridge's last will "0" when the link or the van's power dies)

@@ -39,7 +39,21 @@ CONF = ROOT / "deploy" / "mosquitto" / "central.conf"
 ACL = ROOT / "deploy" / "mosquitto" / "central.acl"
 PASSWORDS = {"vanbox-hub": "hub-secret", "van-a": "a-secret", "van-b": "b-secret",
              "owntracks": "ot-secret", "homeassistant": "ha-secret"}  # fmt: skip
-EVENT_KINDS = ("status", "location", "track", "footfall", "checkin", "stop", "tally", "bridge")
+EVENT_KINDS = (
+    "status", "location", "track", "footfall", "checkin", "stop", "contact", "tally", "bridge"
+)  # fmt: skip
+
+
+def test_every_registered_event_topic_may_cross_the_acl_and_the_bridge():
+    """A new kind of event (telemetry/kinds.py) that the central broker would drop."""
+    from telemetry import kinds
+
+    acl = ACL.read_text()
+    bridge = (ROOT / "deploy" / "mosquitto" / "van-bridge.conf").read_text()
+    for k in kinds.registered():
+        assert k.topic in EVENT_KINDS, k.topic
+        assert f"pattern write vanbox/%u/{k.topic}\n" in acl, k.topic
+        assert f"topic vanbox/jungregio-1/{k.topic} out 1\n" in bridge, k.topic
 
 
 def openssl(*args: str, cwd: Path) -> None:

@@ -270,7 +270,7 @@ def test_shipped_config_starts_and_bridges(brokers):
         # only the listed topics cross: not other topics, not the van's own ack or plan
         for t in ("private/x", base + "selfie", base + "ack", base + "plan"):
             pub.publish(t, b"local only", qos=1).wait_for_publish(5)
-        kinds = ("location", "track", "footfall", "checkin", "stop", "tally")
+        kinds = ("location", "track", "footfall", "checkin", "stop", "contact", "tally")
         for kind in kinds:
             pub.publish(base + kind, b"after", qos=1).wait_for_publish(5)
         got = col.wait_until(lambda g: all((base + k, b"after") in g for k in kinds))

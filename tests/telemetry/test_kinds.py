@@ -28,11 +28,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from telemetry import categories, kinds, topics
+from telemetry.contacts import DURATIONS
 from telemetry.delivery import _resend_rows
 from telemetry.errors import PayloadError
 from telemetry.events import (
     FOOTFALL_KINDS,
     CheckIn,
+    Contact,
     Footfall,
     Position,
     StopVisit,
@@ -149,7 +151,7 @@ def test_payloads_rows_and_priorities_are_as_before(van_store):
     assert got == GOLDEN_OUTBOX
     for table, rows in GOLDEN_ROWS.items():
         assert rows_of(van_store, table) == rows, table
-    assert PRIORITY == {"position": 1, "footfall": 0, "checkin": 0, "stop": 0}
+    assert PRIORITY == {"position": 1, "footfall": 0, "checkin": 0, "stop": 0, "contact": 0}
     assert van_store.today(T0) == {"in": 1, "out": 1, "pass": 1, "occupancy": 0, "checkins": 3}
     assert van_store.last_position() == replace(sample_events()[1], van=VAN)
     assert van_store.last_position(include_suspect=True).id == uid(3)
@@ -286,7 +288,23 @@ stops = st.builds(
     id=ids,
     van=st.just(VAN),
 ).filter(lambda s: (s.lat, s.lon) != (0, 0))
-STRATEGIES = {Position: positions, Footfall: footfalls, CheckIn: checkins, StopVisit: stops}
+contacts = st.builds(
+    Contact,
+    time=seconds.map(lambda s: from_epoch(s - s % 3600)),
+    kind=st.sampled_from(["kurz", "beratung", "hausbesuch", "gruppe"]),
+    topics=st.lists(st.sampled_from(categories.TOPICS), min_size=1, unique=True).map(tuple),
+    duration=st.sampled_from(list(DURATIONS)),
+    age_group=st.sampled_from(categories.AGE_GROUPS),
+    municipality=st.sampled_from(["Peine", "Ilsede", "outside"]),
+    first_contact=st.booleans(),
+    referrals=st.lists(st.sampled_from(["jobcenter", "jba", "schule"]), unique=True).map(tuple),
+    outcome=st.sampled_from(["geklaert", "vermittelt"]),
+    persons=st.integers(1, 50),
+    id=ids,
+    van=st.just(VAN),
+)
+STRATEGIES = {Position: positions, Footfall: footfalls, CheckIn: checkins, StopVisit: stops,
+              Contact: contacts}  # fmt: skip
 RT = settings(max_examples=200, deadline=None,
               suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
 
@@ -341,8 +359,8 @@ def test_suspect_fixes_have_no_payload(mem_store):
 
 
 @dataclass(frozen=True)
-class Contact:
-    """A throwaway kind: an anonymous counselling contact with referrals."""
+class Note:
+    """A throwaway kind: a street-work note with referrals."""
 
     time: datetime
     minutes: int
@@ -354,11 +372,11 @@ class Contact:
 REFERRALS = ("jobcenter", "schuldnerberatung", "jugendamt")
 
 
-def _contact_decode(d: dict[str, Any], van: str, where: str, now: float) -> Contact:
+def _note_decode(d: dict[str, Any], van: str, where: str, now: float) -> Note:
     refs = d.get("refs") or []
     if not isinstance(refs, list) or not set(refs) <= set(REFERRALS):
         raise PayloadError(f"{where}: 'refs' must be referral codes")
-    return Contact(
+    return Note(
         time=topics._time(d, "tst", now, where=where),
         minutes=topics._num(d, "min", 1, 600, where=where, integer=True, required=True),
         referrals=tuple(refs),
@@ -367,12 +385,12 @@ def _contact_decode(d: dict[str, Any], van: str, where: str, now: float) -> Cont
     )
 
 
-CONTACT = kinds.EventKind(
-    name="contact",
-    event=Contact,
-    topic="contact",
+NOTE = kinds.EventKind(
+    name="note",
+    event=Note,
+    topic="note",
     priority=0,
-    table="contacts",
+    table="notes",
     columns=("id", "van", "ts", "day", "minutes", "referrals"),
     values=lambda ev, rec: (
         ev.id,
@@ -382,7 +400,7 @@ CONTACT = kinds.EventKind(
         ev.minutes,
         json.dumps(list(ev.referrals)),
     ),  # fmt: skip
-    from_row=lambda r: Contact(
+    from_row=lambda r: Note(
         from_epoch(r[2]), r[4], tuple(json.loads(r[5])), id=r[0], van=r[1]
     ),  # fmt: skip
     encode=lambda ev, conn, rec: {
@@ -391,83 +409,83 @@ CONTACT = kinds.EventKind(
         "min": ev.minutes,
         "refs": list(ev.referrals),
     },  # fmt: skip
-    decode=_contact_decode,
-    tally={"contact": ""},
+    decode=_note_decode,
+    tally={"note": ""},
 )
-CONTACTS_SQL = (
-    "CREATE TABLE contacts (id TEXT PRIMARY KEY, van TEXT NOT NULL, ts REAL NOT NULL,"
+NOTES_SQL = (
+    "CREATE TABLE notes (id TEXT PRIMARY KEY, van TEXT NOT NULL, ts REAL NOT NULL,"
     " day TEXT NOT NULL, minutes INTEGER NOT NULL, referrals TEXT NOT NULL)"
 )
 
 
 @pytest.fixture
-def contact_kind() -> Iterator[kinds.EventKind]:
-    kinds.register(CONTACT)
+def note_kind() -> Iterator[kinds.EventKind]:
+    kinds.register(NOTE)
     try:
-        yield CONTACT
+        yield NOTE
     finally:
-        kinds.unregister("contact")
+        kinds.unregister("note")
 
 
-def test_a_new_kind_is_one_registry_entry(contact_kind, tmp_path):
+def test_a_new_kind_is_one_registry_entry(note_kind, tmp_path):
     box = Store(tmp_path / "box.db", van=VAN, tid="VA")
     hub = Store(tmp_path / "hub.db", tid="VA")
     try:
         for s in (box, hub):
-            s._conn.execute(CONTACTS_SQL)
-        ev = box.record(Contact(T0, 25, ("jobcenter", "jugendamt")))
-        assert ev.van == VAN and box.count("contacts") == 1
+            s._conn.execute(NOTES_SQL)
+        ev = box.record(Note(T0, 25, ("jobcenter", "jugendamt")))
+        assert ev.van == VAN and box.count("notes") == 1
         (row,) = box.pending()
-        assert (row.kind, row.priority, row.event_id) == ("contact", 0, ev.id)
+        assert (row.kind, row.priority, row.event_id) == ("note", 0, ev.id)
         assert json.loads(row.payload) == {
             "id": ev.id, "tst": 1780308000, "min": 25, "refs": ["jobcenter", "jugendamt"]
         }  # fmt: skip
         # Published on its own topic, decoded at the hub's boundary, ingested once.
-        t = topics.topic("vanbox", VAN, "contact")
-        assert topics.parse_topic(t, "vanbox") == (VAN, "contact")
+        t = topics.topic("vanbox", VAN, "note")
+        assert topics.parse_topic(t, "vanbox") == (VAN, "note")
         msg = topics.decode(t, row.payload.encode(), now=NOW)
         assert msg.events == (ev,)
         assert hub.ingest_many(msg.events) == 1
         assert hub.ingest_many(msg.events) == 0
-        assert rows_of(hub, "contacts") == rows_of(box, "contacts")
+        assert rows_of(hub, "notes") == rows_of(box, "notes")
         with pytest.raises(PayloadError, match="min"):
             topics.decode(t, row.payload.replace('"min":25', '"min":601'), now=NOW)
         # The hub asks for it again: re-sent from its table with the same payload.
-        assert _resend_rows(box._conn, box, "2026-06-01", "contact") == []  # still queued
+        assert _resend_rows(box._conn, box, "2026-06-01", "note") == []  # still queued
         box.mark_sent([row.seq])
-        assert _resend_rows(box._conn, box, "2026-06-01", "contact") == [
-            (ev.id, "contact", 0, row.payload)
+        assert _resend_rows(box._conn, box, "2026-06-01", "note") == [
+            (ev.id, "note", 0, row.payload)
         ]
     finally:
         box.close()
         hub.close()
     # Unregistered, it is no kind and no topic any more.
-    kinds.unregister("contact")
+    kinds.unregister("note")
     try:
         with pytest.raises(TypeError, match="not an event"):
             kinds.of(ev)
         with pytest.raises(PayloadError, match="unknown topic kind"):
             topics.decode(t, row.payload, now=NOW)
         with pytest.raises(ValueError, match="unknown topic kind"):
-            topics.topic("vanbox", VAN, "contact")
+            topics.topic("vanbox", VAN, "note")
     finally:
-        kinds.register(CONTACT)  # for the fixture's teardown
+        kinds.register(NOTE)  # for the fixture's teardown
 
 
 @pytest.mark.mqtt
-def test_a_new_kind_is_published_on_its_own_topic(contact_kind, tmp_path, broker):
+def test_a_new_kind_is_published_on_its_own_topic(note_kind, tmp_path, broker):
     spec = importlib.util.spec_from_file_location(
         "_box_child", Path(__file__).with_name("_box_child.py")
     )
     helpers = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(helpers)
     box = Store(tmp_path / "box.db", van=VAN, tid="VA")
-    box._conn.execute(CONTACTS_SQL)
+    box._conn.execute(NOTES_SQL)
     sub = helpers.Subscriber(broker.port)
-    ev = box.record(Contact(T0, 40, ("schuldnerberatung",)))
+    ev = box.record(Note(T0, 40, ("schuldnerberatung",)))
     pub = Publisher(box, {"host": "127.0.0.1", "port": broker.port, "keepalive": 10},
                     van=VAN, tid="VA")  # fmt: skip
-    t = f"vanbox/{VAN}/contact"
+    t = f"vanbox/{VAN}/note"
     pub.start()
     try:
         assert sub.wait_for(lambda s: any(m[0] == t for m in s.messages), timeout=15)
@@ -495,32 +513,32 @@ def test_a_new_kind_is_published_on_its_own_topic(contact_kind, tmp_path, broker
         {"tally": {"stop_left": ""}},
     ],
 )
-def test_a_kind_cannot_take_what_another_has(change, contact_kind):
-    kinds.unregister("contact")
+def test_a_kind_cannot_take_what_another_has(change, note_kind):
+    kinds.unregister("note")
     try:
         with pytest.raises(ValueError, match="taken"):
-            kinds.register(replace(CONTACT, **change))
-        assert kinds.named("contact") is None
+            kinds.register(replace(NOTE, **change))
+        assert kinds.named("note") is None
     finally:
-        kinds.register(CONTACT)
+        kinds.register(NOTE)
 
 
-def test_lookups(contact_kind):
+def test_lookups(note_kind):
     assert kinds.of(Position(time=T0, lat=1, lon=1)) is kinds.POSITION
     assert kinds.for_topic("location") is kinds.POSITION
     assert kinds.for_topic("track") is None
     assert kinds.for_tally("stop_left") == (kinds.STOP, '"left" IS NOT NULL')
-    assert kinds.for_tally("contact") == (CONTACT, "")
-    assert kinds.named("contact") is CONTACT
+    assert kinds.for_tally("note") == (NOTE, "")
+    assert kinds.named("note") is NOTE
     with pytest.raises(TypeError, match="not an event"):
         kinds.of(object())
     with pytest.raises(ValueError, match="columns"):
-        replace(CONTACT, columns=("van", "id"))
+        replace(NOTE, columns=("van", "id"))
 
 
 def test_store_refuses_an_unregistered_kind(van_store):
     with pytest.raises(TypeError, match="not an event"):
-        van_store.record(Contact(T0, 5))
+        van_store.record(Note(T0, 5))
     assert van_store.outbox_depth() == 0
     with pytest.raises(sqlite3.Error):
-        van_store._conn.execute("SELECT * FROM contacts")  # the throwaway table is its own
+        van_store._conn.execute("SELECT * FROM notes")  # the throwaway table is its own
