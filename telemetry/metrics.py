@@ -18,6 +18,23 @@ connection until the database changes, so an export of all ten reports computes 
 A year from aggregates takes milliseconds; a year of raw rows only (the daily job never
 ran) takes seconds.
 
+Staff passes. The crew (``cfg.reports["crew"]``, :data:`DEFAULT_CREW` = 2 people on
+board) pass the door themselves: each goes in once at the start of a stop visit (setting
+up) and out once at its end (packing up). Those passes are not visits:
+
+- ``beam-pair`` sensor (direction known): the first ``crew`` ``in`` events of each stop
+  visit are the crew's; visitors = ``max(0, ins - crew)``, counted at the hours of the
+  remaining ``in`` events.
+- ``door`` / ``beam`` sensor (``pass``, direction unknown): the first ``crew`` and, once
+  the visit is closed (``left`` known), the last ``crew`` passes of the visit are the
+  crew's; of the remaining passes every person makes two, so visitors =
+  ``ceil(max(0, passes - 2 * crew) / 2)`` per closed visit, counted at the hours of the
+  1st, 3rd, 5th ... remaining pass. While a visit is still open only the first ``crew``
+  passes are dropped (its figure can go down by up to ``crew`` when it closes).
+
+The same ``crew`` must be used when a day is folded and when it is read raw: both default
+to :data:`DEFAULT_CREW`; ``vanbox prune`` and the reports pass ``cfg.reports["crew"]``.
+
 Metrics (``aggregates.metric`` / ``key``): ``visit_visitors``, ``visit_checkins``,
 ``visit_first`` (key: stop visit id, ``""`` = not at a stop); ``hour_visitors``,
 ``hour_checkins`` (key: local hour ``"00"``..``"23"``); ``topic`` (key: topic code);
@@ -39,6 +56,7 @@ from dataclasses import dataclass
 from datetime import date
 
 OPEN_VISIT_S = 12 * 3600.0
+DEFAULT_CREW = 2  # the default of cfg.reports["crew"]
 GAP_S = 600.0
 HOUR_S = 3600.0
 METRICS = (
@@ -117,10 +135,18 @@ _CHECKIN = frozenset({"visit_checkins", "visit_first", "hour_checkins", "topic",
 
 
 def raw_metrics(
-    conn: sqlite3.Connection, van: str, days: Sequence[str], names: Iterable[str] = METRICS
+    conn: sqlite3.Connection,
+    van: str,
+    days: Sequence[str],
+    names: Iterable[str] = METRICS,
+    *,
+    crew: int = DEFAULT_CREW,
 ) -> list[Metric]:
     """The metrics of one van on the given local days, computed from the raw tables
-    (only the ``names`` asked for, and perhaps a few more)."""
+    (only the ``names`` asked for, and perhaps a few more); ``crew``: staff on board,
+    whose own door passes are not visitors (see the module docstring)."""
+    if isinstance(crew, bool) or not isinstance(crew, int) or not 0 <= crew <= 10:
+        raise ValueError(f"crew must be a whole number 0 to 10, not {crew!r}")
     days = sorted(set(days))
     names = frozenset(names)
     if not days:
@@ -151,31 +177,31 @@ def raw_metrics(
     starts = [v.arrived for v in visits]
 
     # Footfall, counted in SQL per visit, day and hour: each visit's [arrived, end) is a
-    # range of the (van, ts) index. "in" counts; of the passes, the 1st, 3rd, 5th ...
-    # per visit and day (ceil(passes / 2) in all).
+    # range of the (van, ts) index. Of each visit's "in" events all but the first
+    # ``crew`` count; of its passes, those left after the crew's (the first ``crew``, and
+    # the last ``crew`` of a closed visit), the 1st, 3rd, 5th ... count. The window
+    # sees the whole visit, the counts are kept for the days asked for.
     attributed: dict[str, int] = {}
     if visits:
-        cte = "WITH vis(id, a, e) AS (VALUES " + ",".join(["(?,?,?)"] * len(visits)) + ") "
-        join = (
-            " FROM vis CROSS JOIN footfall f ON f.van = ? AND f.ts >= vis.a AND f.ts < vis.e"
-            f" WHERE f.day IN ({marks})"
-        )
-        args = [x for v in visits for x in (v.id, v.arrived, v.end)] + [van, *days]
-        ins = q.execute(
-            cte + "SELECT vis.id, f.day, f.hour, count(*)" + join + " AND f.kind = 'in'"
-            " GROUP BY 1, 2, 3",
-            args,
-        ).fetchall()
-        odd = q.execute(
+        cte = "WITH vis(id, a, e, c) AS (VALUES " + ",".join(["(?,?,?,?)"] * len(visits)) + ") "
+        join = " FROM vis CROSS JOIN footfall f ON f.van = ? AND f.ts >= vis.a AND f.ts < vis.e"
+        args = [x for v in visits for x in (v.id, v.arrived, v.end, v.left is not None)]
+        counted = q.execute(
             cte + "SELECT id, day, hour, count(*) FROM (SELECT vis.id AS id, f.day AS day,"
-            " f.hour AS hour, row_number() OVER (PARTITION BY vis.id, f.day"
-            " ORDER BY f.ts, f.id) AS rn" + join + " AND f.kind = 'pass')"
-            " WHERE rn % 2 = 1 GROUP BY 1, 2, 3",
-            args,
+            " f.hour AS hour, f.kind AS kind, vis.c AS closed, row_number() OVER"
+            " (PARTITION BY vis.id, f.kind ORDER BY f.ts, f.id) AS rn,"
+            " count(*) OVER (PARTITION BY vis.id, f.kind) AS cnt"
+            + join
+            + " AND f.kind IN ('in', 'pass'))"
+            f" WHERE day IN ({marks}) AND rn > ? AND (kind = 'in' OR"
+            " (rn <= cnt - closed * ? AND (rn - ?) % 2 = 1)) GROUP BY 1, 2, 3",
+            [*args, van, *days, crew, crew, crew],
         ).fetchall()
-        for vid, day, hour, n in ins + odd:
+        for vid, day, hour, n in counted:
             acc[("visit_visitors", day, vid)] += n
             acc[("hour_visitors", day, f"{hour:02d}")] += n
+        join += f" WHERE f.day IN ({marks})"
+        args += [van, *days]
         attributed = dict(
             q.execute(
                 cte + "SELECT f.day, count(*)" + join + " AND f.kind IN ('in', 'pass') GROUP BY 1",
@@ -308,9 +334,10 @@ def metrics(
     *,
     van: str | None = None,
     names: Iterable[str] = METRICS,
+    crew: int = DEFAULT_CREW,
 ) -> list[Metric]:
     """All metric rows of the days ``[start, end)``: folded days from ``aggregates``,
-    the other days computed from the raw tables."""
+    the other days computed from the raw tables (``crew`` as in :func:`raw_metrics`)."""
     names = tuple(names)
     s, e = start.isoformat(), end.isoformat()
     marks = ",".join("?" * len(names))
@@ -325,7 +352,7 @@ def metrics(
         args.append(van)
     out: list[Metric] = _cur(conn).execute(sql, args).fetchall()
     for v, days in _dirty_days(conn, s, e, van).items():
-        out.extend(m for m in _raw_cached(conn, v, days, bool(_QUALITY & set(names))))
+        out.extend(_raw_cached(conn, v, days, bool(_QUALITY & set(names)), crew))
     out = [m for m in out if m[0] in names]
     return out
 
@@ -341,18 +368,20 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
-def _raw_cached(conn: sqlite3.Connection, van: str, days: list[str], quality: bool) -> list[Metric]:
+def _raw_cached(
+    conn: sqlite3.Connection, van: str, days: list[str], quality: bool, crew: int
+) -> list[Metric]:
     """The raw metrics of these days (the quality ones only if ``quality``), remembered
     per connection until the database changes (``PRAGMA data_version`` counts other
     connections' commits, ``total_changes`` this one's), so the ten reports of an export
     compute the raw days once."""
     version = _cur(conn).execute("PRAGMA data_version").fetchone()[0]
-    key = (version, conn.total_changes, van, tuple(sorted(days)))
+    key = (version, conn.total_changes, van, tuple(sorted(days)), crew)
     with _CACHE_LOCK:
         for c, k, q, rows in _CACHE:
             if c is conn and k == key and q >= quality:
                 return rows
-    rows = raw_metrics(conn, van, days, METRICS if quality else _ALL_BUT_QUALITY)
+    rows = raw_metrics(conn, van, days, METRICS if quality else _ALL_BUT_QUALITY, crew=crew)
     with _CACHE_LOCK:
         _CACHE.insert(0, (conn, key, quality, rows))
         del _CACHE[_CACHE_SIZE:]
