@@ -42,8 +42,14 @@ def run(args) -> int:
     days = cfg.database["retention_days"]
     store = Store(path, van="" if args.hub else cfg.van["id"], tz=cfg.timezone)
     try:
-        result = prune(store, days, utcnow(), dry_run=args.dry_run,
-                       window_days=cfg.mqtt["reconcile_days"])  # fmt: skip
+        result = prune(
+            store,
+            days,
+            utcnow(),
+            dry_run=args.dry_run,
+            window_days=cfg.mqtt["reconcile_days"],
+            crew=cfg.reports["crew"],
+        )
     finally:
         store.close()
     if args.dry_run:

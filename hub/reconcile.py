@@ -36,7 +36,7 @@ from telemetry import deadletter, topics
 from telemetry.delivery import fleet_delivery as fleet_delivery  # the status page reads it
 from telemetry.errors import PayloadError
 from telemetry.store import Store
-from telemetry.tally import KINDS, Tally, day_counts, day_start, decode, encode
+from telemetry.tally import Tally, day_counts, day_start, decode, encode
 
 log = logging.getLogger("vanbox.reconcile")
 
@@ -108,7 +108,7 @@ class Reconciler:
         rows = []
         missing: dict[str, list[str]] = {}
         for day, counts in sorted(days.items()):
-            for kind in KINDS:
+            for kind in tally.kinds:
                 n_box = counts.get(kind, 0)
                 n_hub = mine.get(day, {}).get(kind, 0)
                 at, gap_then, backoff = prev.get((day, kind), (None, None, None))
@@ -127,8 +127,8 @@ class Reconciler:
                     missing.setdefault(day, []).append(kind)
                 if n_box or n_hub:
                     rows.append((van, day, kind, n_box, n_hub, now, at, gap_then, backoff))
-        hub_days = {d: mine.get(d, dict.fromkeys(KINDS, 0)) for d in days}
-        ack = encode(hub_days, tst=now, re_tst=tally.tst, missing=missing)
+        hub_days = {d: mine.get(d, dict.fromkeys(tally.kinds, 0)) for d in days}
+        ack = encode(hub_days, tst=now, re_tst=tally.tst, missing=missing, only=tally.kinds)
         published = True
         if publish is not None:
             published = bool(publish(topics.topic(self.prefix, van, "ack"), ack, retain=True))

@@ -6,11 +6,14 @@ The daily job (``vanbox prune``) does, in this order:
    (``agg_days.state = 0``) into the ``aggregates`` table: the same metrics the reports
    compute from raw rows (:func:`telemetry.reports.raw_metrics`), computed and written in
    one transaction per batch of days, so a row arriving meanwhile waits for the next run.
-2. **Prune**: delete positions, footfall events and check-ins of the days before
-   ``today - retention_days`` (local days) and mark those days ``state = 2``: from then on
-   the reports read them from the aggregates only. Stop visits stay (they name the stops
-   the reports group by); unplanned ones older than the retention lose their exact place:
-   their coordinates are rounded to 0.01 degrees (about 1 km), as they may be home visits.
+2. **Prune**: delete the raw rows of every event kind with a ``prune_by`` column in the
+   registry (telemetry/kinds.py: positions, footfall events and check-ins) of the days
+   before ``today - retention_days`` (local days) and mark those days ``state = 2``: from
+   then on the reports read them from the aggregates only. Stop visits and the staff's
+   counselling contacts stay (stops name what the reports group by; contacts are the
+   funders' anonymous record over the years); unplanned stop visits older than the
+   retention lose their exact place: their coordinates are rounded to 0.01 degrees
+   (about 1 km), as they may be home visits.
    The outbox is never touched: an unsent row stays until the broker has it.
    On a box that publishes (its publisher keeps the hub's acks, telemetry/delivery.py),
    raw events of days the hub has not confirmed complete are kept while the hub can still
@@ -31,8 +34,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
+from . import kinds
 from .delivery import unconfirmed_days
 from .events import to_epoch
+from .metrics import DEFAULT_CREW
 from .reports import raw_metrics
 from .store import Store
 from .tally import DEFAULT_WINDOW_DAYS, first_day
@@ -72,6 +77,11 @@ class PruneResult:
         return text
 
 
+def pruned_kinds() -> tuple[kinds.EventKind, ...]:
+    """The registered kinds whose raw rows the retention deletes."""
+    return tuple(k for k in kinds.registered() if k.prune_by)
+
+
 def tracks_delivery(store: Store) -> bool:
     """Whether this is a box whose publisher tracks the hub's acks (MQTT enabled)."""
     if not store.van:
@@ -83,9 +93,12 @@ def tracks_delivery(store: Store) -> bool:
     return bool(row and row[0])
 
 
-def fold(store: Store, now: datetime, *, before: str | None = None) -> int:
+def fold(
+    store: Store, now: datetime, *, before: str | None = None, crew: int = DEFAULT_CREW
+) -> int:
     """Fold every stale complete day (local day < today, or < ``before``) into the
-    aggregates. Returns the number of (van, day) pairs folded."""
+    aggregates, visits without the ``crew``'s own door passes (``cfg.reports["crew"]``;
+    a folded day keeps the crew it was folded with). Returns the (van, day) pairs folded."""
     limit = before or store.local(now).date().isoformat()
     with store._lock:
         todo = store._conn.execute(
@@ -112,16 +125,16 @@ def fold(store: Store, now: datetime, *, before: str | None = None) -> int:
                 ]
                 if not batch:
                     continue
-                _fold_batch(conn, van, batch)
+                _fold_batch(conn, van, batch, crew)
                 n += len(batch)
     return n
 
 
-def _fold_batch(conn, van: str, days: list[str]) -> None:
+def _fold_batch(conn, van: str, days: list[str], crew: int = DEFAULT_CREW) -> None:
     """Replace the aggregates of these days by the metrics of their raw rows (inside the
     caller's write transaction) and mark them folded."""
     marks = ",".join("?" * len(days))
-    rows = raw_metrics(conn, van, days)
+    rows = raw_metrics(conn, van, days, crew=crew)
     conn.execute(f"DELETE FROM aggregates WHERE van = ? AND day IN ({marks})", (van, *days))
     conn.executemany(
         "INSERT INTO aggregates (metric, day, van, key, value) VALUES (?,?,?,?,?)", rows
@@ -142,6 +155,7 @@ def prune(
     dry_run: bool = False,
     keep_unconfirmed: bool | None = None,
     window_days: int = DEFAULT_WINDOW_DAYS,
+    crew: int = DEFAULT_CREW,
 ) -> PruneResult:
     """Fold, then delete raw events older than ``retention_days`` (see module docstring).
     With ``dry_run`` nothing is written; the result says what would be deleted.
@@ -171,14 +185,14 @@ def prune(
                 f"SELECT count(*) FROM agg_days WHERE state < 2 AND day < ?{keep_sql}",
                 (cut, *kept),
             ).fetchone()[0]
-            counts = [
-                c.execute(
-                    f"SELECT count(*) FROM {t} WHERE day < ?{keep_sql}", (cut, *kept)
+            counts = {
+                k.table: c.execute(
+                    f"SELECT count(*) FROM {k.table} WHERE day < ?{keep_sql}", (cut, *kept)
                 ).fetchone()[0]
-                for t in ("positions", "footfall", "checkins")
-            ]
-        return PruneResult(stale, days, *counts, cut, kept, lost)
-    folded = fold(store, now)
+                for k in pruned_kinds()
+            }
+        return _result(stale, days, counts, cut, kept, lost)
+    folded = fold(store, now, crew=crew)
     with store.transaction() as conn:
         # Whatever became stale since the fold (a row written meanwhile) is folded now,
         # in the same transaction as the delete, so no raw row goes unaggregated.
@@ -188,21 +202,18 @@ def prune(
         ).fetchall():
             late[van].append(day)
         for van, days in late.items():
-            _fold_batch(conn, van, days)
+            _fold_batch(conn, van, days, crew)
         vans = [
             r[0] for r in conn.execute("SELECT DISTINCT van FROM agg_days WHERE day < ?", (cut,))
         ]
-        n_pos = n_ff = n_ci = 0
+        deleted = dict.fromkeys((k.table for k in pruned_kinds()), 0)
         for van in vans:
-            n_pos += conn.execute(
-                f"DELETE FROM positions WHERE van = ? AND ts < ?{keep_sql}", (van, cut_ts, *kept)
-            ).rowcount
-            n_ff += conn.execute(
-                f"DELETE FROM footfall WHERE van = ? AND day < ?{keep_sql}", (van, cut, *kept)
-            ).rowcount
-            n_ci += conn.execute(
-                f"DELETE FROM checkins WHERE van = ? AND day < ?{keep_sql}", (van, cut, *kept)
-            ).rowcount
+            for k in pruned_kinds():
+                limit = cut_ts if k.prune_by == "ts" else cut
+                deleted[k.table] += conn.execute(
+                    f"DELETE FROM {k.table} WHERE van = ? AND {k.prune_by} < ?{keep_sql}",
+                    (van, limit, *kept),
+                ).rowcount
         days = conn.execute(
             f"UPDATE agg_days SET state = 2 WHERE state = 1 AND day < ?{keep_sql}", (cut, *kept)
         ).rowcount
@@ -214,14 +225,23 @@ def prune(
     if lost:
         log.warning("%d day(s) beyond the reconciliation window were never confirmed by the"
                     " hub; deleted with the retention", lost)  # fmt: skip
-    return PruneResult(folded, days, n_pos, n_ff, n_ci, cut, kept, lost)
+    return _result(folded, days, deleted, cut, kept, lost)
+
+
+def _result(
+    folded: int, days: int, deleted: dict[str, int], cut: str, kept: tuple[str, ...], lost: int
+) -> PruneResult:
+    return PruneResult(
+        folded, days, deleted.get("positions", 0), deleted.get("footfall", 0),
+        deleted.get("checkins", 0), cut, kept, lost,
+    )  # fmt: skip
 
 
 def _queued_days(store: Store) -> set[str]:
     """Local days that still have events waiting in the outbox."""
     out: set[str] = set()
     with store._lock:
-        for table in ("footfall", "checkins", "positions"):
+        for table in (k.table for k in pruned_kinds()):
             out |= {
                 r[0]
                 for r in store._conn.execute(

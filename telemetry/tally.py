@@ -7,15 +7,17 @@ these messages (the box's resending is in :mod:`telemetry.delivery`, the hub's s
 - **Tally** (box -> hub, ``<prefix>/<van>/tally``, QoS 1, retained)::
 
       {"v":1,"tst":1764400000,"outbox":3,
-       "kinds":["footfall","checkin","stop","stop_left","position"],
-       "days":{"2026-11-23":[14,3,2,2,610], ...}}
+       "kinds":["footfall","checkin","stop","stop_left","position","contact"],
+       "days":{"2026-11-23":[14,3,2,2,610,4], ...}}
 
   Per local day of the reconciliation window (``mqtt.reconcile_days``, default 62), the
   number of events per kind that have *left the outbox* (published and acknowledged by the
   broker); events still queued are not counted, so they never look missing. Track points
   that were thinned unsent (``delivery_thinned``) and suspect fixes (never published) are
   left out too. ``stop`` counts stop visits, ``stop_left`` those with a leaving time (the
-  second message of a visit). Days with nothing are left out. The counts are a list in
+  second message of a visit), ``contact`` the staff's counselling contacts a box recorded.
+  The kinds are those of the event kinds' registry (telemetry/kinds.py; a tally without
+  ``"kinds"`` has the five of version 1). Days with nothing are left out. The counts are a list in
   the order of ``kinds`` (a dict per day, as first drafted, cost 3x the bytes: the tally
   goes out every few minutes on a service day). The hub also accepts
   ``{"footfall": n, ...}`` per day. The *full* tally (every day of the window) is sent
@@ -54,12 +56,13 @@ import logging
 import math
 import re
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
 
-from . import topics
+from . import kinds, topics
 from .errors import PayloadError
 from .events import from_epoch, to_epoch
 from .kinds import RESEND_POSITION_PRIORITY as RESEND_POSITION_PRIORITY
@@ -67,14 +70,26 @@ from .store import Store
 
 log = logging.getLogger("vanbox.tally")
 
-KINDS = ("footfall", "checkin", "stop", "stop_left", "position")
+# The tally kinds of version 1, in their wire order: a tally without "kinds" lists these.
+V1_KINDS = ("footfall", "checkin", "stop", "stop_left", "position")
+
+
+def tally_kinds() -> tuple[str, ...]:
+    """Every tally kind of the registered event kinds (telemetry/kinds.py): those of
+    version 1 first, in their order, then the others in the order they were registered."""
+    found = [t for k in kinds.registered() for t in k.tally]
+    return tuple(t for t in V1_KINDS if t in found) + tuple(t for t in found if t not in V1_KINDS)
+
+
+KINDS = tally_kinds()  # the built-in kinds: footfall, ..., position, contact
 VERSION = 1
 DEFAULT_WINDOW_DAYS = 62
 MAX_DAYS = 400
 MAX_COUNT = 10**7
 MAX_OUTBOX = 10**9
-OUTBOX_KIND = {"stop_left": "stop"}  # the outbox kind a tally kind travels as
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_KIND = re.compile(r"^[a-z_]{1,32}$")
+MAX_KINDS = 16  # kind names in a tally (6 today)
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,9 @@ class Tally:
     outbox: int = 0
     re: float | None = None
     missing: dict[str, tuple[str, ...]] | None = None
+    # The known kinds the sender counted, in its order. A reply names only these, so a box
+    # of an older release (which knows fewer kinds) can read the hub's ack.
+    kinds: tuple[str, ...] = V1_KINDS
 
 
 # --- counting -----------------------------------------------------------------------
@@ -99,20 +117,25 @@ def first_day(store: Store, now: float, window_days: int) -> str:
     return (store.local(from_epoch(now)).date() - timedelta(days=window_days - 1)).isoformat()
 
 
-_COUNT_SQL = {
-    "footfall": "SELECT day, count(*) FROM footfall WHERE van = ? AND ts >= ? AND day >= ?"
-    " AND id NOT IN (SELECT event_id FROM outbox WHERE kind = 'footfall') GROUP BY day",
-    "checkin": "SELECT day, count(*) FROM checkins WHERE van = ? AND ts >= ? AND day >= ?"
-    " AND id NOT IN (SELECT event_id FROM outbox WHERE kind = 'checkin') GROUP BY day",
-    "stop": "SELECT day, count(*) FROM stop_visits WHERE van = ? AND arrived >= ? AND day >= ?"
-    " AND id NOT IN (SELECT event_id FROM outbox WHERE kind = 'stop') GROUP BY day",
-    "stop_left": "SELECT day, count(*) FROM stop_visits WHERE van = ? AND arrived >= ?"
-    ' AND day >= ? AND "left" IS NOT NULL'
-    " AND id NOT IN (SELECT event_id FROM outbox WHERE kind = 'stop') GROUP BY day",
-    "position": "SELECT day, count(*) FROM positions WHERE van = ? AND ts >= ? AND day >= ?"
-    " AND suspect = 0"
-    " AND id NOT IN (SELECT event_id FROM outbox WHERE kind = 'position') GROUP BY day",
-}
+def outbox_kind(tally_kind: str) -> str:
+    """The outbox kind a tally kind travels as (``stop_left`` as ``stop``)."""
+    found = kinds.for_tally(tally_kind)
+    return found[0].name if found else tally_kind
+
+
+def count_sql() -> dict[str, str]:
+    """Per tally kind, the query of its events per day that are not queued (its table,
+    time column, published rows and tally condition, from the registry)."""
+    out = {}
+    for t in tally_kinds():
+        ek, cond = kinds.for_tally(t)  # type: ignore[misc] - t comes from the registry
+        where = "".join(f" AND {c}" for c in (ek.published, cond) if c)
+        out[t] = (
+            f"SELECT day, count(*) FROM {ek.table} WHERE van = ? AND {ek.time_column} >= ?"
+            f" AND day >= ?{where}"
+            f" AND id NOT IN (SELECT event_id FROM outbox WHERE kind = '{ek.name}') GROUP BY day"
+        )
+    return out
 
 
 def day_counts(
@@ -123,9 +146,10 @@ def day_counts(
     out: dict[str, dict[str, int]] = {}
     # A day starts at local midnight; one day of slack covers a changed UTC offset.
     ts = since_ts - 86_400
-    for kind, sql in _COUNT_SQL.items():
-        for day, n in conn.execute(sql, (van, ts, since_day)):
-            out.setdefault(day, dict.fromkeys(KINDS, 0))[kind] = n
+    sql = count_sql()
+    for kind, query in sql.items():
+        for day, n in conn.execute(query, (van, ts, since_day)):
+            out.setdefault(day, dict.fromkeys(sql, 0))[kind] = n
     for day, kind, n in conn.execute(
         "SELECT day, kind, n FROM delivery_thinned WHERE day >= ?", (since_day,)
     ):
@@ -141,14 +165,18 @@ def encode(
     outbox: int | None = None,
     re_tst: float | None = None,
     missing: dict[str, list[str]] | None = None,
+    only: Sequence[str] | None = None,
 ) -> str:
+    """The tally (or ack) as JSON. ``only`` limits it to the kinds a peer named (an ack
+    answers a tally with the tally's kinds); default: every registered kind."""
     d: dict[str, Any] = {"v": VERSION, "tst": int(tst)}
     if outbox is not None:
         d["outbox"] = outbox
     if re_tst is not None:
         d["re"] = int(re_tst)
-    d["kinds"] = list(KINDS)
-    d["days"] = {day: [c.get(k, 0) for k in KINDS] for day, c in sorted(days.items())}
+    names = tuple(only) if only is not None else tally_kinds()
+    d["kinds"] = list(names)
+    d["days"] = {day: [c.get(k, 0) for k in names] for day, c in sorted(days.items())}
     if missing is not None:
         d["missing"] = {day: list(ks) for day, ks in sorted(missing.items())}
     return topics.dumps(d)
@@ -207,14 +235,19 @@ def decode(payload: bytes | str | dict, where: str = "tally", *, ack: bool = Fal
     tst = _time(d.get("tst"), f"{where}.tst")
     outbox = _int(d.get("outbox", 0), 0, MAX_OUTBOX, f"{where}.outbox")
     re_tst = _time(d["re"], f"{where}.re") if d.get("re") is not None else None
-    kinds = d.get("kinds", list(KINDS))
+    known = tally_kinds()
+    names = d.get("kinds", list(V1_KINDS))
+    # Kinds of a newer release (a box upgraded before its hub) are read and left out:
+    # well-formed names only, each once, at most MAX_KINDS.
     if (
-        not isinstance(kinds, list)
-        or len(kinds) > len(KINDS)
-        or len(set(map(str, kinds))) != len(kinds)
-        or not all(isinstance(k, str) and k in KINDS for k in kinds)
+        not isinstance(names, list)
+        or len(names) > MAX_KINDS
+        or not all(isinstance(k, str) and _KIND.match(k) for k in names)
+        or len(set(names)) != len(names)
     ):
-        raise PayloadError(f"{where}.kinds: a list of distinct kinds from {KINDS}")
+        raise PayloadError(
+            f"{where}.kinds: a list of at most {MAX_KINDS} distinct kind names (a-z, _)"
+        )
     raw = d.get("days")
     if not isinstance(raw, dict):
         raise PayloadError(f"{where}.days: must be an object of days")
@@ -224,16 +257,18 @@ def decode(payload: bytes | str | dict, where: str = "tally", *, ack: bool = Fal
     for day, v in raw.items():
         day = _day(day, tst, f"{where}.days")
         if isinstance(v, list):
-            if len(v) != len(kinds):
-                raise PayloadError(f"{where}.days.{day}: {len(kinds)} counts expected")
-            pairs = list(zip(kinds, v, strict=True))
+            if len(v) != len(names):
+                raise PayloadError(f"{where}.days.{day}: {len(names)} counts expected")
+            pairs = list(zip(names, v, strict=True))
         elif isinstance(v, dict):
-            if not all(isinstance(k, str) and k in KINDS for k in v):
+            if not all(isinstance(k, str) and k in known for k in v):
                 raise PayloadError(f"{where}.days.{day}: unknown kind")
             pairs = list(v.items())
         else:
             raise PayloadError(f"{where}.days.{day}: a list or object of counts")
-        days[day] = {k: _int(n, 0, MAX_COUNT, f"{where}.days.{day}.{k}") for k, n in pairs}
+        days[day] = {
+            k: _int(n, 0, MAX_COUNT, f"{where}.days.{day}.{k}") for k, n in pairs if k in known
+        }
     missing = None
     if ack:
         m = d.get("missing", {})
@@ -242,7 +277,12 @@ def decode(payload: bytes | str | dict, where: str = "tally", *, ack: bool = Fal
         missing = {}
         for day, ks in m.items():
             day = _day(day, tst, f"{where}.missing")
-            if not isinstance(ks, list) or not all(isinstance(k, str) and k in KINDS for k in ks):
-                raise PayloadError(f"{where}.missing.{day}: a list of kinds from {KINDS}")
-            missing[day] = tuple(dict.fromkeys(ks))
-    return Tally(tst, days, outbox, re_tst, missing)
+            if (
+                not isinstance(ks, list)
+                or len(ks) > MAX_KINDS
+                or not all(isinstance(k, str) and _KIND.match(k) for k in ks)
+            ):
+                raise PayloadError(f"{where}.missing.{day}: a list of kind names")
+            missing[day] = tuple(k for k in dict.fromkeys(ks) if k in known)
+    ours = tuple(k for k in names if k in known)
+    return Tally(tst, days, outbox, re_tst, missing, ours)

@@ -14,7 +14,7 @@ from telemetry import deadletter, topics
 from telemetry.delivery import BoxDelivery
 from telemetry.events import CheckIn, Footfall, Position, from_epoch, to_epoch
 from telemetry.store import Store
-from telemetry.tally import KINDS, decode, encode
+from telemetry.tally import KINDS, V1_KINDS, decode, encode
 
 T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 DAY = "2026-06-01"
@@ -79,6 +79,24 @@ def test_missing_is_what_the_hub_holds_fewer_of(hub_store):
                               "hub": {"footfall": 3, "checkin": 0}}  # fmt: skip
     hub_store.ingest_many([CheckIn(time=T0, age_group="18-20", van=VAN)])
     assert fleet_delivery(hub_store)[VAN]["days"][DAY]["complete"]  # counted live
+
+
+def test_a_box_of_the_previous_release_gets_an_ack_it_can_read(hub_store):
+    """A box that knows only the five kinds of version 1 (no counselling contacts) is
+    answered in its own kinds: an ack naming "contact" would be refused by it and stop its
+    resends."""
+    hub_has(hub_store, 1)
+    fake = FakeHub()
+    old = {"v": 1, "tst": int(NOW), "outbox": 0, "kinds": list(V1_KINDS),
+           "days": {DAY: [3, 0, 0, 0, 0]}}  # fmt: skip
+    Reconciler(hub_store, clock=Clock())(fake, [(VAN, "tally", old)])
+    [(_, payload, _)] = fake.sent
+    raw = json.loads(payload)
+    assert raw["kinds"] == list(V1_KINDS) and all(len(c) == 5 for c in raw["days"].values())
+    assert raw["missing"] == {DAY: ["footfall"]}
+    fake.sent.clear()
+    Reconciler(hub_store, clock=Clock())(fake, [(VAN, "tally", tally({DAY: {"contact": 1}}))])
+    assert json.loads(fake.sent[0][1])["kinds"] == list(KINDS)
 
 
 def test_hub_asks_again_only_after_a_back_off_or_a_change(hub_store):

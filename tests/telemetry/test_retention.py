@@ -127,7 +127,8 @@ def test_unsent_outbox_rows_are_never_deleted(store):
 
 def test_late_rows_and_a_visit_closed_later_refold_the_day(store):
     """A folded day whose raw rows change (a hub receiving a backlog, a visit closed
-    later) is computed again, so reports stay right."""
+    later) is computed again, so reports stay right. (No crew here: every "in" is a
+    visitor; the crew's passes are tests/telemetry/test_metrics_crew.py's.)"""
     t0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
     day = period("day", date(2026, 1, 5))
     visit = StopVisit(t0, "Peine, Marktplatz", "Peine", 52.3215, 10.2335, van="testvan")
@@ -135,12 +136,12 @@ def test_late_rows_and_a_visit_closed_later_refold_the_day(store):
     store.record_many(
         [Footfall(t0 + timedelta(minutes=10 * i), "in", "beam-pair", i + 1) for i in range(6)]
     )
-    assert fold(store, NOW) == 1
+    assert fold(store, NOW, crew=0) == 1
     conn = store.reader()
 
     def figures():
-        s = dict(report(conn, "summary", day).rows)
-        q = report(conn, "quality", day).rows[-1]
+        s = dict(report(conn, "summary", day, crew=0).rows)
+        q = report(conn, "quality", day, crew=0).rows[-1]
         return s["Visitors"], q[5]
 
     assert figures() == (6, 0)
@@ -153,7 +154,7 @@ def test_late_rows_and_a_visit_closed_later_refold_the_day(store):
     # are no visitors any more but counts outside a stop.
     store.record(replace(visit, left=t0 + timedelta(minutes=25)))
     assert figures() == (3, 4)
-    assert fold(store, NOW) == 1
+    assert fold(store, NOW, crew=0) == 1
     assert figures() == (3, 4)
 
 

@@ -20,6 +20,7 @@ from telemetry.tally import (
     MAX_COUNT,
     MAX_DAYS,
     RESEND_POSITION_PRIORITY,
+    V1_KINDS,
     decode,
     encode,
 )
@@ -75,7 +76,7 @@ def test_tally_counts_only_what_left_the_outbox(store):
     sent_all(store)
     # the suspect fix was never queued and is not counted; the stop once, left once
     assert d.counts() == {DAY: {"footfall": 6, "checkin": 1, "stop": 1, "stop_left": 1,
-                                "position": 6}}  # fmt: skip
+                                "position": 6, "contact": 0}}  # fmt: skip
 
 
 def test_thinned_track_points_are_not_counted(store):
@@ -104,14 +105,15 @@ def test_tally_payload_is_compact_and_decodes(store):
     text = d.tally_payload()
     t = decode(text)
     assert t.days[DAY]["footfall"] == 6 and t.outbox == 0 and t.tst == int(NOW)
-    assert json.loads(text)["days"][DAY] == [6, 1, 1, 1, 6]
+    assert json.loads(text)["kinds"] == [*V1_KINDS, "contact"]
+    assert json.loads(text)["days"][DAY] == [6, 1, 1, 1, 6, 0]
 
 
 # --- the decoder's bounds -------------------------------------------------------------
 
 
 def tally(**over) -> dict:
-    d = {"v": 1, "tst": NOW, "outbox": 0, "kinds": list(KINDS), "days": {DAY: [1, 2, 3, 4, 5]}}
+    d = {"v": 1, "tst": NOW, "outbox": 0, "kinds": list(V1_KINDS), "days": {DAY: [1, 2, 3, 4, 5]}}
     d.update(over)
     return d
 
@@ -133,7 +135,11 @@ def tally(**over) -> dict:
         ({"days": {"2026-06-02": [0, 0, 0, 0, 0]}}, True),
         ({"kinds": ["footfall", "footfall"], "days": {DAY: [1, 1]}}, False),
         ({"kinds": ["position"], "days": {DAY: [7]}}, True),
-        ({"kinds": ["track"], "days": {DAY: [7]}}, False),
+        ({"kinds": ["track"], "days": {DAY: [7]}}, True),  # a newer kind: read, left out
+        ({"kinds": ["Track"], "days": {DAY: [7]}}, False),
+        ({"kinds": [*V1_KINDS, "contact"], "days": {DAY: [0, 0, 0, 0, 0, 3]}}, True),
+        ({"kinds": [*V1_KINDS, "contact"], "days": {DAY: [0, 0, 0, 0, 0]}}, False),
+        ({"kinds": None, "days": {DAY: [0, 0, 0, 0, 0]}}, False),
         ({"tst": 1e20}, False),
         ({"tst": float("nan")}, False),
         ({"tst": 946_684_799}, False),
@@ -154,6 +160,42 @@ def test_decode_bounds(over, ok):
             decode(tally(**over))
 
 
+def test_a_tally_without_kinds_has_the_five_of_version_1():
+    d = tally()
+    del d["kinds"]
+    assert decode(d).days == {DAY: dict(zip(V1_KINDS, [1, 2, 3, 4, 5], strict=True))}
+    d["days"] = {DAY: [1, 2, 3, 4, 5, 6]}  # a count for a kind it does not name
+    with pytest.raises(PayloadError, match="5 counts expected"):
+        decode(d)
+
+
+def test_a_kind_of_a_newer_release_is_read_and_left_out():
+    """A box upgraded before its hub names a kind the hub does not know: the hub reads the
+    rest (reconciles what it knows) instead of dropping the whole tally."""
+    d = tally(kinds=[*V1_KINDS, "contact", "future_kind"], days={DAY: [1, 2, 3, 4, 5, 6, 7]})
+    t = decode(d)
+    assert "future_kind" not in t.days[DAY] and t.days[DAY]["contact"] == 6
+    assert t.kinds == (*V1_KINDS, "contact")
+    assert decode(tally()).kinds == V1_KINDS
+    for bad in (["Footfall"], ["a-b"], ["x" * 33], ["footfall", "footfall"],
+                [f"k{chr(97 + i)}" for i in range(17)], [1]):  # fmt: skip
+        with pytest.raises(PayloadError, match="kinds"):
+            decode(tally(kinds=bad, days={}))
+    ok16 = [f"k{chr(97 + i)}" for i in range(16)]
+    assert decode(tally(kinds=ok16, days={DAY: [0] * 16})).kinds == ()
+
+
+def test_an_ack_names_only_the_kinds_it_is_asked_about():
+    ack = encode({DAY: dict.fromkeys(KINDS, 1)}, tst=NOW, re_tst=NOW, missing={}, only=V1_KINDS)
+    assert json.loads(ack)["kinds"] == list(V1_KINDS)
+    assert json.loads(encode({}, tst=NOW))["kinds"] == list(KINDS)
+    m = decode(encode({}, tst=NOW, missing={DAY: ["contact", "checkin"]}), ack=True).missing
+    assert m == {DAY: ("contact", "checkin")}
+    raw = json.loads(encode({}, tst=NOW, missing={}))
+    raw["missing"] = {DAY: ["future_kind", "checkin"]}
+    assert decode(raw, ack=True).missing == {DAY: ("checkin",)}
+
+
 def test_at_most_400_days():
     base = datetime(2026, 6, 1).date()
     days = {(base - timedelta(days=i)).isoformat(): [0] * 5 for i in range(MAX_DAYS + 1)}
@@ -167,8 +209,9 @@ def test_ack_fields_only_in_an_ack():
         decode(tally(missing={}))
     a = decode(tally(missing={DAY: ["footfall", "stop_left"]}, re=NOW), ack=True)
     assert a.missing == {DAY: ("footfall", "stop_left")} and a.re == NOW
+    assert decode(tally(missing={DAY: ["nonsense"]}), ack=True).missing == {DAY: ()}
     with pytest.raises(PayloadError):
-        decode(tally(missing={DAY: ["nonsense"]}), ack=True)
+        decode(tally(missing={DAY: ["non-sense"]}), ack=True)
 
 
 json_values = st.recursive(
