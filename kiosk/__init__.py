@@ -159,13 +159,15 @@ def create_app(
         fleet_status,
         public,
         staff,
+        staff_contacts,
         staff_fleet,
         staff_plan,
+        staff_scorecard,
         status,
         timetable,
     )
 
     for module in (status, checkin, staff, public, timetable, calendar, staff_fleet, staff_plan,
-                   fleet_status):  # fmt: skip
+                   fleet_status, staff_contacts, staff_scorecard):  # fmt: skip
         module.init_app(app)
     return app
