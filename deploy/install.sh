@@ -15,7 +15,8 @@
 #                                       instead of this checkout
 #
 # It asks nothing. Running it twice changes nothing the second time. It never overwrites
-# /etc/vanbox/vanbox.toml; it prints what to edit there.
+# /etc/vanbox/vanbox.toml; it prints what to edit there. Exit status 3: installed, but a
+# service did not start (the summary says where to look).
 #
 # Where things go:
 #   /opt/vanbox/.venv           Python venv with vanbox (pip install of this checkout)
@@ -46,9 +47,13 @@ PYTHON=${PYTHON:-python3}
 read -r -a PIP_ARGS <<<"${PIP_INSTALL_ARGS:-}"
 USER_NAME=vanbox
 GROUPS_WANTED=(gpio dialout video render input)
-UNITS=(vanbox.service vanbox-prune.service vanbox-prune.timer vanbox-kiosk-browser.service)
+# The Python packages of pyproject.toml's [tool.setuptools.packages.find]: all of them,
+# since `vanbox` imports every subcommand's module (hub too) before it runs one.
+PACKAGES=(firmware telemetry kiosk hub)
+# (the timer first: stopped before its service, it cannot start it again during --uninstall)
+UNITS=(vanbox-prune.timer vanbox.service vanbox-prune.service vanbox-kiosk-browser.service)
 
-usage() { sed -n '3,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '3,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -155,6 +160,14 @@ remove() {
   local p=$1
   if [ -e "$(R "$p")" ] || [ -L "$(R "$p")" ]; then do_it "remove $p" rm -rf "$(R "$p")"; else ok "$p (absent)"; fi
 }
+# remove_empty_dir DIR: remove DIR if it is empty and no Debian package ships it.
+remove_empty_dir() {
+  local d
+  d=$(R "$1")
+  if [ ! -d "$d" ] || [ -n "$(ls -A "$d")" ]; then return 0; fi
+  if [ -z "$ROOT" ] && dpkg-query -S "$1" >/dev/null 2>&1; then return 0; fi
+  do_it "remove $1/" rmdir "$d"
+}
 # chown_to_vanbox PATH: give PATH to the vanbox user unless it has it already.
 chown_to_vanbox() {
   local p=$1
@@ -164,11 +177,26 @@ chown_to_vanbox() {
 # The source's fingerprint: which vanbox the venv holds.
 source_hash() {
   if [ -d "$SOURCE" ]; then
-    (cd "$SOURCE" && find firmware telemetry kiosk pyproject.toml -type f \
+    (cd "$SOURCE" && find "${PACKAGES[@]}" pyproject.toml -type f \
       -not -path '*/__pycache__/*' -not -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -d' ' -f1
   else
     sha256sum "$SOURCE" | cut -d' ' -f1
   fi
+}
+# needs_reload: systemd has an older copy of one of vanbox's units than the disk.
+needs_reload() {
+  [ -z "$ROOT" ] && have systemctl || return 1
+  local u
+  for u in "${UNITS[@]}"; do
+    if [ "$(systemctl show -P NeedDaemonReload "$u" 2>/dev/null)" = yes ]; then return 0; fi
+  done
+  return 1
+}
+# udev_do ARGS...: udevadm ARGS, unless this system has no udev (a container, a chroot):
+# then the rule takes effect wherever udev runs, and there is nothing to reload.
+udev_do() {
+  if [ "$DRY" = 0 ] && [ -z "$ROOT" ] && ! have udevadm; then note "no udevadm here (no udev): skipped udevadm $*"; return 0; fi
+  sys_do udevadm "$@"
 }
 systemctl_state() { # systemctl_state is-enabled|is-active UNIT -> 0 if so (never with --root)
   [ -z "$ROOT" ] && have systemctl && systemctl "$1" --quiet "$2" 2>/dev/null
@@ -180,11 +208,13 @@ pip_install() {
   local py=$1 src=$SOURCE tmp=""
   if [ -d "$SOURCE" ]; then
     tmp=$(mktemp -d)
-    cp -r "$SOURCE"/{firmware,telemetry,kiosk,pyproject.toml,README.md} "$tmp"/
+    local p
+    for p in "${PACKAGES[@]}" pyproject.toml README.md; do cp -r "$SOURCE/$p" "$tmp"/; done
     find "$tmp" -name __pycache__ -prune -exec rm -rf {} +
     src=$tmp
   fi
-  "$py" -m pip install -q --disable-pip-version-check --upgrade "${PIP_ARGS[@]}" "$src"
+  # --no-cache-dir: no copy of every wheel left in /root/.cache on the SD card
+  "$py" -m pip install -q --disable-pip-version-check --no-cache-dir --upgrade "${PIP_ARGS[@]}" "$src"
   local rc=$?
   if [ -n "$tmp" ]; then rm -rf "$tmp"; fi
   return $rc
@@ -338,13 +368,24 @@ install_gps_hat() {
   REBOOT=1
 }
 
+# start_unit start|restart UNIT: a unit that does not start is reported, not fatal, so the
+# summary still says what to edit (a new box fails until its config names its hardware);
+# install.sh then exits with status 3.
+FAILED_UNITS=()
+start_unit() {
+  if sys_do systemctl "$1" "$2"; then return 0; fi
+  FAILED_UNITS+=("$2")
+  note "$2 did not start: journalctl -u $2 -n 30 says why"
+}
+
 start_services() {
   log "systemd"
-  if [ "${UNITS_CHANGED:-0}" = 1 ]; then sys_do systemctl daemon-reload; fi
+  # (NeedDaemonReload: a unit file changed by an earlier run that stopped half-way)
+  if [ "${UNITS_CHANGED:-0}" = 1 ] || needs_reload; then sys_do systemctl daemon-reload; fi
   if [ "${JOURNALD_CHANGED:-0}" = 1 ]; then sys_do systemctl restart systemd-journald; fi
   if [ "${UDEV_CHANGED:-0}" = 1 ]; then
-    sys_do udevadm control --reload-rules
-    sys_do udevadm trigger --subsystem-match=tty
+    udev_do control --reload-rules
+    udev_do trigger --subsystem-match=tty
   fi
   local units=(vanbox.service vanbox-prune.timer) u
   if [ "$KIOSK" = 1 ]; then units+=(vanbox-kiosk-browser.service); fi
@@ -352,13 +393,13 @@ start_services() {
   for u in "${units[@]}"; do
     if systemctl_state is-enabled "$u"; then ok "$u enabled"; else sys_do systemctl enable "$u"; fi
   done
-  if [ "${BRIDGE_CHANGED:-0}" = 1 ]; then sys_do systemctl restart mosquitto.service; fi
+  if [ "${BRIDGE_CHANGED:-0}" = 1 ]; then start_unit restart mosquitto.service; fi
   for u in "${units[@]}"; do
     if [ "$u" = mosquitto.service ] && [ "${BRIDGE_CHANGED:-0}" = 1 ]; then continue; fi
     if ! systemctl_state is-active "$u"; then
-      sys_do systemctl start "$u"
+      start_unit start "$u"
     elif [ "$u" = vanbox.service ] && [ "${PROGRAM_CHANGED:-0}${UNITS_CHANGED:-0}" != 00 ]; then
-      sys_do systemctl restart "$u"
+      start_unit restart "$u"
     else
       ok "$u running"
     fi
@@ -394,6 +435,11 @@ EOF
   if [ "${REBOOT:-0}" = 1 ]; then echo; echo "Reboot once to switch the serial port to the GPS HAT: sudo reboot"; fi
   echo
   echo "Check:  sudo vanbox doctor   |   vanbox status   |   journalctl -u vanbox -f"
+  if [ ${#FAILED_UNITS[@]} -gt 0 ]; then
+    echo
+    echo "NOT RUNNING: ${FAILED_UNITS[*]} (see journalctl -u ${FAILED_UNITS[0]} -n 30; sudo vanbox doctor)"
+    exit 3
+  fi
 }
 
 # --- uninstall -----------------------------------------------------------------------
@@ -407,25 +453,36 @@ uninstall() {
       fi
     fi
   done
+  for u in "${UNITS[@]}"; do  # a failed unit stays listed (not-found failed) until reset
+    if systemctl_state is-failed "$u"; then sys_do systemctl reset-failed "$u"; fi
+  done
   log "files"
   local had_units=0
   for u in "${UNITS[@]}" mosquitto.service.d/vanbox.conf; do
     if [ -e "$(R "/etc/systemd/system/$u")" ]; then had_units=1; fi
     remove "/etc/systemd/system/$u"
   done
-  local dropins
-  dropins=$(R /etc/systemd/system/mosquitto.service.d)
-  if [ -d "$dropins" ] && [ -z "$(ls -A "$dropins")" ]; then
-    do_it "remove /etc/systemd/system/mosquitto.service.d/" rmdir "$dropins"
-  fi
+  # drop-ins of vanbox's units (`systemctl edit vanbox`, a test's) go with the units
+  for u in "${UNITS[@]}"; do
+    if [ -e "$(R "/etc/systemd/system/$u.d")" ]; then had_units=1; remove "/etc/systemd/system/$u.d"; fi
+  done
   local had_udev=0
   if [ -e "$(R /etc/udev/rules.d/99-vanbox-gps.rules)" ]; then had_udev=1; fi
   remove /etc/udev/rules.d/99-vanbox-gps.rules
   remove /etc/systemd/journald.conf.d/vanbox.conf
+  # folders install.sh made for its files (no package's, nothing else in them)
+  local d
+  for d in /etc/systemd/system/mosquitto.service.d /etc/systemd/journald.conf.d /etc/udev/rules.d /etc/udev; do
+    remove_empty_dir "$d"
+  done
   remove /usr/local/bin/vanbox
   remove /opt/vanbox
+  # RuntimeDirectoryPreserve=yes keeps /run/vanbox after the box stopped; Persistent=yes
+  # keeps the timer's last run in a stamp file
+  remove /run/vanbox
+  remove /var/lib/systemd/timers/stamp-vanbox-prune.timer
   if [ $had_units = 1 ]; then sys_do systemctl daemon-reload; fi
-  if [ $had_udev = 1 ]; then sys_do udevadm control --reload-rules; fi
+  if [ $had_udev = 1 ]; then udev_do control --reload-rules; fi
   log "user $USER_NAME"
   if user_exists || [ -n "$ROOT" ]; then
     sys_do userdel "$USER_NAME"

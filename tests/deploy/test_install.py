@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import stat
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -52,8 +54,8 @@ def stubs(tmp_path_factory) -> Path:
         p = d / cmd
         p.write_text(
             "#!/bin/sh\n"
-            # read-only queries answer "no" and are not changes
-            'case "$1" in is-enabled|is-active|get-default) exit 1;; esac\n'
+            # read-only queries answer "no" (or nothing) and are not changes
+            'case "$1" in is-enabled|is-active|is-failed|get-default|show) exit 1;; esac\n'
             f'echo "$(basename "$0") $*" >> {log}\n'
             "exit 0\n"
         )
@@ -89,11 +91,28 @@ def tree_hash(root: Path) -> str:
     return h.hexdigest()
 
 
+def installed_packages() -> list[str]:
+    """The packages install.sh copies and installs (its PACKAGES=(...) line)."""
+    m = re.search(r"^PACKAGES=\(([^)]*)\)", INSTALL.read_text(), re.M)
+    assert m, "no PACKAGES=(...) in install.sh"
+    return m.group(1).split()
+
+
+def test_install_copies_every_python_package_of_pyproject():
+    """`vanbox` imports every subcommand's module (hub.server too) before it runs one: a
+    package missing from the Pi's venv stops `vanbox run` with ModuleNotFoundError."""
+    with open(REPO / "pyproject.toml", "rb") as f:
+        include = tomllib.load(f)["tool"]["setuptools"]["packages"]["find"]["include"]
+    top = {pat.rstrip("*") for pat in include}
+    assert top == set(installed_packages())
+    assert all((REPO / p / "__init__.py").exists() for p in top)
+
+
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> Path:
     """A snapshot of the checkout (others keep committing to it while tests run)."""
     d = tmp_path_factory.mktemp("src")
-    for name in ("firmware", "telemetry", "kiosk"):
+    for name in installed_packages():
         shutil.copytree(REPO / name, d / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, d / name)
@@ -168,6 +187,8 @@ def test_install_twice_then_uninstall_then_purge(stubs, source, tmp_path):
         check=True,
     ).stdout.strip()
     assert version and (venv / "bin/vanbox").exists()
+    site = next(venv.glob("lib/python3*/site-packages"))
+    assert all((site / p / "__init__.py").exists() for p in installed_packages())
     assert os.readlink(root / "usr/local/bin/vanbox") == "/opt/vanbox/.venv/bin/vanbox"
     for src, dest in [
         ("deploy/systemd/vanbox.service", "etc/systemd/system/vanbox.service"),
@@ -211,7 +232,15 @@ def test_install_twice_then_uninstall_then_purge(stubs, source, tmp_path):
     run(stubs, *args)
     assert 'id = "van-2"' in cfg.read_text()
 
-    # --uninstall: program, units, rules gone; config and data kept
+    # a drop-in made with `systemctl edit vanbox`, and the timer's stamp (Persistent=yes)
+    dropin = root / "etc/systemd/system/vanbox.service.d/override.conf"
+    dropin.parent.mkdir()
+    dropin.write_text("[Service]\nEnvironment=X=1\n")
+    stamp = root / "var/lib/systemd/timers/stamp-vanbox-prune.timer"
+    stamp.parent.mkdir(parents=True)
+    stamp.touch()
+
+    # --uninstall: program, units, drop-ins, rules gone; config and data kept
     out = run(stubs, "--root", str(root), "--uninstall").stdout
     for gone in [
         "opt/vanbox",
@@ -221,7 +250,10 @@ def test_install_twice_then_uninstall_then_purge(stubs, source, tmp_path):
         "etc/systemd/system/vanbox-prune.timer",
         "etc/systemd/system/mosquitto.service.d",
         "etc/udev/rules.d/99-vanbox-gps.rules",
-        "etc/systemd/journald.conf.d/vanbox.conf",
+        "etc/systemd/journald.conf.d",
+        "etc/systemd/system/vanbox.service.d",
+        "etc/udev",
+        "var/lib/systemd/timers/stamp-vanbox-prune.timer",
     ]:
         assert not os.path.lexists(root / gone), gone
     assert 'id = "van-2"' in cfg.read_text()
