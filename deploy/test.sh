@@ -2,7 +2,11 @@
 # Quick start 2: install vanbox and what its tests need (mosquitto, Chromium), run every test.
 # Extra arguments go to pytest (e.g. -x, -k gps).
 source "$(dirname "$0")/dev-env.sh"
-apt_need mosquitto mosquitto-clients chromium fonts-noto-core fonts-dejavu-core systemd
+# debootstrap + systemd-container: the box's units under a real systemd (tests/deploy/
+# test_systemd_boot.py); iproute2: the mobile-link test bed (network namespaces, tc netem);
+# nginx: the hub's caching proxy (tests/deploy/test_nginx_cache.py).
+apt_need mosquitto mosquitto-clients chromium fonts-noto-core fonts-dejavu-core systemd \
+  debootstrap systemd-container iproute2 nginx
 venv_install test
 export GPIOZERO_PIN_FACTORY=mock
 .venv/bin/ruff check --quiet . || { echo "vanbox: ruff found problems (above)" >&2; exit 1; }

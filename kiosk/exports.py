@@ -1,8 +1,10 @@
 """CSV and XLSX files of report tables, the formats the funders' offices use.
 
-- CSV: UTF-8 with a byte order mark (so Excel shows umlauts right), comma-separated,
-  one header row with the column names, then the rows exactly as in the table; numbers
-  with a decimal point, dates as ``YYYY-MM-DD``. The formula guard: a text cell that
+- CSV for a German office's double-click: UTF-8 with a byte order mark (so Excel shows
+  umlauts right), separated by ``;``, one header row with the (German) column names,
+  then the rows as in the table; numbers with a decimal comma (``2,5``) and no digit
+  grouping, dates as ``YYYY-MM-DD``. A hidden small cell (``None`` in a public table) is
+  written as the page shows it (``none``, e.g. ``"<3"``). The formula guard: a text cell that
   starts with ``=``, ``+``, ``-``, ``@``, their full-width or small forms (``＝＋－＠``,
   ``﹢﹣``, ``−``), or with any blank or control character (space, NBSP, tab, CR, LF, ...;
   spreadsheets skip those and then see the formula) gets a leading ``'`` so a
@@ -12,7 +14,8 @@
   an empty cell); a text cell the formula guard flags also gets Excel's "quote prefix"
   (as if typed with a leading ``'``), so editing it does not turn it into a formula
   either. Control characters XLSX cannot hold (all below U+0020 but tab, LF and CR) are
-  replaced by U+FFFD. Sheet "Info" says what the file is: report, period, van, created,
+  replaced by U+FFFD. A hidden small cell is the text ``none`` (``"<3"``), as on the
+  page and in the CSV. Sheet "Info" says what the file is: report, period, van, created,
   public or internal, note.
 
 File names: ``vanbox-<report>-<period>[-<van>][-public].<ext>``, where the period is
@@ -86,11 +89,16 @@ def filename(
     return "-".join(parts) + "." + ext
 
 
-def _csv_cell(v):
+SEPARATOR = ";"
+
+
+def _csv_cell(v, none: str = ""):
     if v is None:
-        return ""
+        return none
     if isinstance(v, bool):
         return int(v)
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() else repr(v).replace(".", ",")
     if isinstance(v, datetime):
         return v.isoformat(timespec="seconds")
     if isinstance(v, date):
@@ -100,20 +108,29 @@ def _csv_cell(v):
     return v
 
 
-def to_csv(columns: Iterable[str], rows: Iterable[tuple]) -> bytes:
+def to_csv(columns: Iterable[str], rows: Iterable[tuple], *, none: str = "") -> bytes:
+    """The CSV file (see the module docstring); ``none`` is what a hidden cell shows."""
     buf = io.StringIO(newline="")
-    w = csv.writer(buf, lineterminator="\r\n")
+    w = csv.writer(buf, delimiter=SEPARATOR, lineterminator="\r\n")
     w.writerow([_csv_cell(c) for c in columns])
     for r in rows:
-        w.writerow([_csv_cell(v) for v in r])
+        w.writerow([_csv_cell(v, none) for v in r])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
-def table_csv(table) -> bytes:
-    return to_csv(table.columns, table.rows)
+def table_csv(table, *, none: str = "") -> bytes:
+    return to_csv(table.columns, table.rows, none=none)
 
 
-def _xlsx_cell(ws, row: int, col: int, v) -> None:
+def read_csv(data: bytes) -> list[list[str]]:
+    """The rows of a CSV file made by :func:`to_csv` (text as written)."""
+    text = data.decode("utf-8-sig")
+    return list(csv.reader(io.StringIO(text, newline=""), delimiter=SEPARATOR))
+
+
+def _xlsx_cell(ws, row: int, col: int, v, none: str = "") -> None:
+    if v is None and none:
+        v = none
     if isinstance(v, datetime) and v.tzinfo is not None:
         v = v.replace(tzinfo=None)  # Excel has no time zones: local wall time
     risky = isinstance(v, str) and formula_risk(v)
@@ -133,9 +150,13 @@ def _xlsx_cell(ws, row: int, col: int, v) -> None:
 
 
 def to_xlsx(
-    sheets: list[tuple[str, Iterable[str], Iterable[tuple]]], info: list[tuple[str, object]]
+    sheets: list[tuple[str, Iterable[str], Iterable[tuple]]],
+    info: list[tuple[str, object]],
+    *,
+    none: str = "",
 ) -> bytes:
-    """A workbook with one sheet per ``(title, columns, rows)`` and an "Info" sheet."""
+    """A workbook with one sheet per ``(title, columns, rows)`` and an "Info" sheet;
+    ``none`` is what a hidden cell shows (else it is empty)."""
     wb = Workbook()
     wb.remove(wb.active)
     for title, columns, rows in sheets:
@@ -147,7 +168,7 @@ def to_xlsx(
         widths = [len(str(c)) for c in columns]
         for i, r in enumerate(rows, 2):
             for j, v in enumerate(r, 1):
-                _xlsx_cell(ws, i, j, v)
+                _xlsx_cell(ws, i, j, v, none)
                 if j <= len(widths):
                     widths[j - 1] = max(widths[j - 1], len(str(v)) if v is not None else 0)
         for j, wdt in enumerate(widths, 1):
@@ -170,5 +191,5 @@ def _safe_sheet(title: str) -> str:
     return re.sub(r"[\[\]:*?/\\]", "-", title)[:31] or "Daten"
 
 
-def table_xlsx(table, info: list[tuple[str, object]]) -> bytes:
-    return to_xlsx([("Daten", table.columns, table.rows)], info)
+def table_xlsx(table, info: list[tuple[str, object]], *, none: str = "") -> bytes:
+    return to_xlsx([("Daten", table.columns, table.rows)], info, none=none)

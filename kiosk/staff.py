@@ -12,10 +12,10 @@ URLs (query: ``p`` = day|week|month|year, ``d`` = a date in the period (YYYY-MM-
 - ``/staff/`` today at a glance (refreshes itself every minute)
 - ``/staff/reports/<name>?p=&d=&van=`` one report: chart, table, export links
 - ``/staff/reports/<name>.svg?...`` the chart alone
-- ``/staff/export/<name>.<csv|xlsx>?p=&d=&van=[&public=1]`` the table as a file;
-  ``public=1`` suppresses cells below ``privacy.min_cell`` (for outside the staff area)
-- ``/staff/annual?year=&van=`` the annual report (public figures: small cells suppressed);
-  ``/staff/annual.<csv|xlsx>`` the same as a file
+- ``/staff/export/<name>.<csv|xlsx>?p=&d=&van=[&public=1]`` the table as a file (German
+  headers, CSV with ``;`` and decimal comma: :mod:`kiosk.exports`); ``public=1``
+  suppresses cells below ``privacy.min_cell`` (for outside the staff area), shown as "<3"
+- ``/staff/annual...`` the annual report, its PDF and files (:mod:`kiosk.staff_annual`)
 - ``/staff/login`` (GET, POST), ``/staff/logout`` (POST)
 """
 
@@ -42,6 +42,7 @@ from flask import (
 from markupsafe import Markup
 
 from telemetry import reports
+from telemetry.definitions import definition_lines
 
 from . import appctx, auth, charts, exports
 
@@ -57,7 +58,10 @@ PERIOD_KINDS = {"day": "Tag", "week": "Woche", "month": "Monat", "year": "Jahr"}
 DEFAULT_KIND = "month"
 REFRESH_S = 60
 OPEN_ENDPOINTS = ("staff.login", "staff.static")
-FILE_ENDPOINTS = ("staff.export", "staff.chart_svg", "staff.annual_export", "staff.today_tiles")
+FILE_ENDPOINTS = (
+    "staff.export", "staff.chart_svg", "staff.today_tiles", "staff.annual_export",
+    "staff.annual_pdf", "staff.annual_table_csv",
+)  # fmt: skip
 WEEKDAYS_DE = ("Mo", "Di", "Mi", "Do", "Fr", "Sa", "So")
 MONTHS_DE = (
     "Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September",
@@ -112,13 +116,13 @@ def _headers(resp: Response) -> Response:
 
 
 # --- German labels for what telemetry.reports writes in English ---------------------------
-# Display only: the exports carry the tables exactly as telemetry.reports makes them.
+# The pages and the exports (table_de) speak German; the figures stay as the reports make them.
 
 TITLES_DE = {
     "summary": "Überblick",
     "stops": "Besucher je Haltestelle",
     "municipalities": "Besucher je Gemeinde",
-    "rural": "Stadt Peine und ländliche Gemeinden",
+    "rural": "Stadt und ländliche Gemeinden",
     "hours": "Besucher nach Tageszeit",
     "weekdays": "Besucher nach Wochentag",
     "topics": "Themen",
@@ -140,10 +144,8 @@ LABELS_DE = {
     # row labels
     "Returning visitors": "Wiederkehrende Besucher", "Stop visits (tour)": "Halte laut Tourplan",
     "Unplanned stops": "Ungeplante Halte", "Places served": "Angefahrene Orte",
-    "Visitors outside the town of Peine": "Besucher außerhalb der Stadt Peine",
-    "Share outside the town of Peine (%)": "Anteil außerhalb der Stadt Peine (%)",
     "Total": "Summe", "yes": "ja", "no": "nein", "(not at a stop)": "(an keinem Halt)",
-    "Town of Peine": "Stadt Peine", "Rural municipalities": "Ländliche Gemeinden",
+    "Rural municipalities": "Ländliche Gemeinden",
     "Monday": "Montag", "Tuesday": "Dienstag", "Wednesday": "Mittwoch",
     "Thursday": "Donnerstag", "Friday": "Freitag", "Saturday": "Samstag", "Sunday": "Sonntag",
     "First visit": "Erstbesuch", "Returning": "Wiederkehrend", "Not said": "keine Angabe",
@@ -182,9 +184,24 @@ CHART_SERIES = {
 }
 
 
+# Labels that name the district town (cfg.reports["town"]): any town's name.
+TOWN_LABELS_DE = (
+    (re.compile(r"^Visitors outside the town of (.+)$"), r"Besucher außerhalb der Stadt \1"),
+    (re.compile(r"^Share outside the town of (.+) \(%\)$"), r"Anteil außerhalb der Stadt \1 (%)"),
+    (re.compile(r"^Town of (.+)$"), r"Stadt \1"),
+)
+
+
 def de(text) -> str:
     """The German label for an English label or code of the reports (else unchanged)."""
-    return LABELS_DE.get(text, text) if isinstance(text, str) else text
+    if not isinstance(text, str):
+        return text
+    if text in LABELS_DE:
+        return LABELS_DE[text]
+    for pattern, repl in TOWN_LABELS_DE:
+        if pattern.match(text):
+            return pattern.sub(repl, text)
+    return text
 
 
 def table_de(table):
@@ -332,8 +349,16 @@ def _min_cell() -> int:
 def _table(name: str, p, van: str | None, public: bool):
     if name not in reports.REPORTS:
         abort(404)
+    rep = appctx.config().reports
     return reports.report(
-        appctx.store().reader(), name, p, van=van, public=public, min_cell=_min_cell()
+        appctx.store().reader(),
+        name,
+        p,
+        van=van,
+        public=public,
+        min_cell=_min_cell(),
+        town=rep["town"],
+        crew=rep["crew"],
     )
 
 
@@ -405,7 +430,8 @@ def _today_context() -> dict:
     now = appctx.now()
     q = {"van": van} if van else {}
     return dict(
-        f=reports.today(appctx.store().reader(), now, cfg.tz, van=van, tour=cfg.tour),
+        f=reports.today(appctx.store().reader(), now, cfg.tz, van=van, tour=cfg.tour,
+                        crew=cfg.reports["crew"]),
         now=now.astimezone(cfg.tz), van=van, vans=vans, show_vans=_show_vans(vans), q=q,
     )  # fmt: skip
 
@@ -453,7 +479,7 @@ def report(name: str):
         period=p, period_title=period_title(p), nav=_nav(p, van, "staff.report", name=name),
         reports=[(k, TITLES_DE.get(k, t)) for k, t in reports.REPORTS.items()],
         van=van, vans=vans, show_vans=_show_vans(vans), exports=links, min_cell=_min_cell(),
-        page="reports", wide=len(table.columns) > WIDE_TABLE,
+        page="reports", wide=len(table.columns) > WIDE_TABLE, definitions=definition_lines(),
     )  # fmt: skip
 
 
@@ -483,13 +509,15 @@ def _info(title: str, period_text: str, van: str | None, public: bool, note: str
         ("Erstellt", appctx.now().astimezone(cfg.tz).replace(tzinfo=None, microsecond=0)),
         (
             "Verwendung",
-            f"öffentlich: Zahlen von 1 bis {_min_cell() - 1} Personen unterdrückt (leere Zelle)"
+            f"öffentlich: Zahlen von 1 bis {_min_cell() - 1} Personen unterdrückt"
+            f" (angezeigt als <{_min_cell()})"
             if public
             else "intern: vollständige Zahlen, nur für den Mitarbeiterbereich",
         ),
     ]
     if note:
         info.append(("Hinweis", note))
+    info.append(("Begriffe", " ".join(definition_lines())))
     return info
 
 
@@ -502,127 +530,20 @@ def export(name: str, fmt: str):
     public = request.args.get("public") in ("1", "true", "yes")
     table = table_de(_table(name, p, van, public=public))
     fname = exports.filename(name, exports.period_slug(p), fmt, van=van, public=public)
+    hidden = f"<{_min_cell()}" if public else ""  # as the pages show a hidden cell
     if fmt == "csv":
-        return _file(exports.table_csv(table), fmt, fname)
-    info = _info(f"{title_de(table)} ({table.title})", period_title(p), van, public, table.note)
-    return _file(exports.table_xlsx(table, info), fmt, fname)
-
-
-# --- the annual report ----------------------------------------------------------------------
-
-ANNUAL_FIGURES = (
-    ("contacts", "Kontakte", "Besuche junger Menschen im Fahrzeug"),
-    ("first_contacts", "Erstkontakte", "beim Check-in als erster Besuch angegeben"),
-    ("stops_served", "Angefahrene Haltestellen", "Halte laut Tourplan"),
-    ("rural_share", "Kontakte außerhalb der Stadt Peine", "Anteil an allen Kontakten"),
-    ("cost_per_contact", "Kosten je Kontakt", "Jahresbudget geteilt durch Kontakte"),
-)
-ANNUAL_EXPORT_KEYS = (
-    "contacts", "first_contacts", "checkins", "stops_served", "unplanned_stops",
-    "places_served", "rural_contacts", "rural_share", "budget_eur", "cost_per_contact",
-)  # fmt: skip
-
-
-def _annual_year() -> int:
-    text = request.args.get("year")
-    if not text:
-        return _local_today().year
-    if not text.isdigit() or not 2000 <= int(text) <= 2100:
-        abort(400, "Ungültiges Jahr.")
-    return int(text)
-
-
-def _annual(year: int, van: str | None) -> dict:
-    cfg = appctx.config()
-    return reports.annual(
-        appctx.store().reader(), year, van=van, budget_eur=float(cfg.reports["annual_budget_eur"]),
-        public=True, min_cell=_min_cell(),
-    )  # fmt: skip
-
-
-def _rural_names() -> str:
-    from telemetry.config import MUNICIPALITIES, TOWN
-
-    tour = {s.municipality for s in appctx.config().tour} or set(MUNICIPALITIES)
-    names = sorted(tour - {TOWN})
-    return ", ".join(names[:-1]) + " und " + names[-1] if len(names) > 1 else "".join(names)
-
-
-def fmt_annual(a: dict, key: str) -> str:
-    """An annual figure for the page: a suppressed count shows as "<3", a figure that
-    cannot be computed (no contacts, no budget) as "–"."""
-    v = a.get(key)
-    small = f"<{_min_cell()}"
-    if v is None:
-        if key in ("contacts", "first_contacts", "checkins", "rural_contacts"):
-            return small
-        if key in ("rural_share", "cost_per_contact") and a.get("contacts") is None:
-            return small if key == "rural_share" else "–"
-        if key == "rural_share" and a.get("rural_contacts") is None:
-            return small
-        return "–"
-    if key == "rural_share":
-        return fmt(round(float(v) * 100, 1)) + " %"
-    if key in ("cost_per_contact", "budget_eur"):
-        return f"{float(v):,.2f}".replace(",", " ").replace(".", ",").replace(" ", ".") + " €"
-    return fmt(v)
-
-
-@bp.get("/annual")
-def annual():
-    cfg = appctx.config()
-    year = _annual_year()
-    van, vans = _van_arg()
-    a = _annual(year, van)
-    topics = a["topics"]
-    q = {"van": van} if van else {}
-    return render_template(
-        "staff/annual.html", year=year, van=van, vans=vans, show_vans=_show_vans(vans), a=a,
-        figures=[(k, label, sub, fmt_annual(a, k)) for k, label, sub in ANNUAL_FIGURES],
-        topics=topics, topic_columns=[de(c) for c in topics.columns],
-        topics_note=de_note(topics.note), topics_svg=Markup(chart(topics, width=480, height=340)),
-        budget_text=fmt_annual(a, "budget_eur") if a.get("budget_eur") else "",
-        van_name=cfg.van["name"], min_cell=_min_cell(), page="annual", rural_names=_rural_names(),
-        prev_url=url_for("staff.annual", year=year - 1, **q),
-        next_url=url_for("staff.annual", year=year + 1, **q),
-        exports=[
-            (f"Kennzahlen {f.upper()}", url_for("staff.annual_export", fmt=f, year=year, **q))
-            for f in exports.FORMATS
-        ] + [
-            (f"Themen {f.upper()}", url_for("staff.export", name="topics", fmt=f, p="year",
-                                            d=f"{year}-01-01", public=1, **q))
-            for f in exports.FORMATS
-        ],
-        created=appctx.now().astimezone(cfg.tz), note=de_note(a.get("note") or ""),
-    )  # fmt: skip
-
-
-def annual_table(a: dict) -> tuple[tuple[str, ...], list[tuple]]:
-    """The annual figures as rows of (key, value) for the exports."""
-    return ("Figure", "Value"), [(k, a.get(k)) for k in ANNUAL_EXPORT_KEYS]
-
-
-@bp.get("/annual.<fmt>")
-def annual_export(fmt: str):
-    if fmt not in exports.FORMATS:
-        abort(404)
-    year = _annual_year()
-    van, _ = _van_arg()
-    a = _annual(year, van)
-    topics = a["topics"]
-    cols, rows = annual_table(a)
-    fname = exports.filename("annual", str(year), fmt, van=van, public=True)
-    if fmt == "csv":  # the topics are their own CSV: the year's public topics report
-        return _file(exports.to_csv(cols, rows), fmt, fname)
-    info = _info(f"Jahresbericht {year}", str(year), van, True, a.get("note") or topics.note)
-    data = exports.to_xlsx([("Figures", cols, rows), ("Topics", topics.columns, topics.rows)], info)
-    return _file(data, fmt, fname)
+        return _file(exports.table_csv(table, none=hidden), fmt, fname)
+    info = _info(title_de(table), period_title(p), van, public, de_note(table.note))
+    return _file(exports.table_xlsx(table, info, none=hidden), fmt, fname)
 
 
 # --- wiring -------------------------------------------------------------------------------
 
 
 def init_app(app: Flask) -> None:
+    from . import staff_annual
+
+    staff_annual.register(bp)
     auth.init_app(app, app.extensions["vanbox_config"].staff)
     app.register_blueprint(bp)
     app.after_request(_headers)

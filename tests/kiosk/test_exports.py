@@ -1,8 +1,11 @@
-"""CSV/XLSX exports: the formula guard and characters XLSX cannot hold (issue 12 point 7).
+"""CSV/XLSX exports: the formula guard and characters XLSX cannot hold (issue 12 point 7),
+and files a German office opens by double-click (issue 13 point 4).
 
 A text cell starting with a formula sign (ASCII or full-width), or with a blank or
 control character in front of one, is neutralised in both formats; a control character
-in a stop name never makes the XLSX export fail.
+in a stop name never makes the XLSX export fail. CSV: UTF-8 with BOM, ";" between
+cells, decimal comma, German headers; a hidden cell reads "<3" in CSV and XLSX as on the
+page; sheet names and titles are German.
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ SAFE = ["Peine, Marktplatz", "a=b", "5 Grad", "Ölmühle", "(=)", "'=already", "
 
 
 def csv_cells(data: bytes) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    """Read back with the csv module the way German Excel splits it: ";" between cells."""
+    assert data.startswith(b"\xef\xbb\xbf")  # UTF-8 with BOM: Excel shows umlauts right
+    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""), delimiter=";"))
 
 
 def xlsx_sheet(data: bytes):
@@ -65,7 +70,7 @@ def test_ordinary_text_is_left_alone(text):
 
 def test_numbers_stay_numbers():
     cells = csv_cells(exports.to_csv(["n"], [(-3,), (2.5,)]))
-    assert cells[1:] == [["-3"], ["2.5"]]
+    assert cells[1:] == [["-3"], ["2,5"]]
     ws = xlsx_sheet(exports.to_xlsx([("Daten", ["n"], [(-3,)])], []))
     assert ws["A2"].value == -3 and ws["A2"].data_type == "n" and not ws["A2"].quotePrefix
 
@@ -134,3 +139,69 @@ def test_stop_names_with_control_characters_export(staff_client):
     assert r.status_code == 200
     first = [row[0] for row in csv_cells(r.data)[1:]]
     assert '\'=HYPERLINK("x")' in first and "'\u00a0=1+1" in first
+
+
+# --- a German office opens the CSV by double-click ------------------------------------
+
+
+def german_number(text: str) -> float:
+    """How German Excel reads a number cell: decimal comma, no "." at all."""
+    assert "." not in text, text
+    return float(text.replace(",", "."))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text(max_size=10),
+            st.integers(-(10**9), 10**9),
+            st.floats(allow_nan=False, allow_infinity=False, min_value=-1e9, max_value=1e9),
+        ),
+        max_size=6,
+    )
+)
+def test_csv_reads_back_with_semicolon_and_decimal_comma(rows):
+    data = exports.to_csv(("Gemeinde", "Besuche", "Anteil (%)"), rows)
+    cells = csv_cells(data)
+    assert cells[0] == ["Gemeinde", "Besuche", "Anteil (%)"]
+    assert len(cells) == len(rows) + 1
+    for (text, n, x), out in zip(rows, cells[1:], strict=True):
+        assert len(out) == 3  # a ";" or "," inside a text never splits the row
+        assert out[0] == ("'" + text if exports.formula_risk(text) else text)
+        assert int(out[1]) == n
+        assert german_number(out[2]) == x  # the exact value, with a decimal comma
+
+
+def test_hidden_cells_read_as_on_the_page():
+    cells = csv_cells(exports.to_csv(["Gemeinde", "Besuche"], [("Peine", None)], none="<3"))
+    assert cells[1] == ["Peine", "<3"]
+    ws = xlsx_sheet(exports.to_xlsx([("Daten", ["Gemeinde", "Besuche"], [("Peine", None)])], [],
+                                    none="<3"))  # fmt: skip
+    assert ws["B2"].value == "<3"
+    # internal files: an empty cell, as before
+    assert csv_cells(exports.to_csv(["a"], [(None,)]))[1] == [""]
+
+
+ENGLISH = re.compile(
+    r"\b(Figures?|Topics?|Visitors?|Summary|Total|Share|Stops?|Municipalit\w*|Report|"
+    r"Period|Value|Budget_eur|rural_share|contacts|cost_per_contact|Rural|Town|Not said)\b"
+)
+
+
+def test_report_exports_have_german_headers_titles_and_notes(staff_client):
+    for name in ("summary", "stops", "municipalities", "rural", "topics", "quality"):
+        for public in ("", "&public=1"):
+            r = staff_client.get(f"/staff/export/{name}.csv?p=day&d=2026-11-02{public}")
+            head = csv_cells(r.data)[0]
+            assert not any(ENGLISH.search(h) for h in head), (name, head)
+            r = staff_client.get(f"/staff/export/{name}.xlsx?p=day&d=2026-11-02{public}")
+            wb = load_workbook(io.BytesIO(r.data))
+            assert wb.sheetnames == ["Daten", "Info"]
+            info = dict(wb["Info"].iter_rows(values_only=True))
+            assert not ENGLISH.search(str(info["Bericht"])), info["Bericht"]
+            assert not ENGLISH.search(str(info.get("Hinweis", ""))), info.get("Hinweis")
+            for term in ("Besuche:", "Check-ins:", "Beratungskontakte:"):  # three definitions
+                assert term in info["Begriffe"]
+            head = next(wb["Daten"].iter_rows(values_only=True))
+            assert not any(ENGLISH.search(str(h)) for h in head), (name, head)

@@ -155,11 +155,20 @@ def log_in(page, base: str) -> None:
 
 def read_csv(data: bytes) -> list[list[str]]:
     assert data.startswith(b"\xef\xbb\xbf")
-    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""), delimiter=";"))
 
 
 def as_text(v) -> str:
     return "" if v is None else str(v)
+
+
+def csv_text(v, public: bool = False) -> str:
+    """A cell as the CSV writes it: decimal comma; a hidden cell as the page shows it."""
+    if v is None:
+        return "<3" if public else ""
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() else repr(v).replace(".", ",")
+    return str(v)
 
 
 def xlsx_rows(table) -> list[tuple]:
@@ -231,7 +240,7 @@ def test_login_reports_exports_and_screenshots(page, server, screenshot_dir):
     table = staff.table_de(reports.report(conn, "stops", p))  # German, as the exports are
     name, data = download(page, page.locator(".exports .internal a", has_text="CSV"))
     assert name == "vanbox-stops-2026-11.csv"
-    assert read_csv(data) == [list(table.columns)] + [[as_text(v) for v in r] for r in table.rows]
+    assert read_csv(data) == [list(table.columns)] + [[csv_text(v) for v in r] for r in table.rows]
     name, data = download(page, page.locator(".exports .internal a", has_text="XLSX"))
     assert name == "vanbox-stops-2026-11.xlsx"
     ws = load_workbook(io.BytesIO(data))["Daten"]
@@ -241,26 +250,19 @@ def test_login_reports_exports_and_screenshots(page, server, screenshot_dir):
     public = staff.table_de(reports.report(conn, "topics", p, public=True, min_cell=3))
     name, data = download(page, page.locator(".exports .public a", has_text="CSV"))
     assert name == "vanbox-topics-2026-11-public.csv"
-    assert read_csv(data) == [list(public.columns)] + [[as_text(v) for v in r] for r in public.rows]
+    assert read_csv(data) == [list(public.columns)] + [
+        [csv_text(v, True) for v in r] for r in public.rows
+    ]
 
-    # The annual report: figures as telemetry.reports.annual gives them (public).
+    # The annual report (tests/kiosk/test_staff_annual*.py check it in depth).
     page.goto(f"{base}/staff/annual?year=2026")
-    a = reports.annual(conn, 2026, budget_eur=98000.0, public=True, min_cell=3)
-    assert page.locator("#kpi-contacts").get_attribute("data-value") == str(a["contacts"])
-    assert page.locator("#kpi-stops_served").get_attribute("data-value") == str(a["stops_served"])
-    assert page.locator("#annual-report svg").count() == 1
+    assert page.locator("#kpi-besuche").get_attribute("data-value").isdigit()
+    assert page.locator("#table-gemeinden").count() == 1
     page.screenshot(path=str(screenshot_dir / "staff-annual.png"), full_page=True)
-    name, data = download(page, page.locator(".exports a", has_text="Kennzahlen XLSX"))
+    name, data = download(page, page.locator(".exports a", has_text="Alle Tabellen XLSX"))
     assert name == "vanbox-annual-2026-public.xlsx"
     wb = load_workbook(io.BytesIO(data))
-    figures = dict(wb["Figures"].iter_rows(min_row=2, values_only=True))
-    assert figures["contacts"] == a["contacts"]
-    assert figures["cost_per_contact"] == a["cost_per_contact"]
-    topics = a["topics"]
-    assert [tuple(r) for r in wb["Topics"].iter_rows(values_only=True)] == [
-        topics.columns,
-        *xlsx_rows(topics),
-    ]
+    assert wb.sheetnames[:3] == ["Kennzahlen", "Haltestellen", "Gemeinden"]
 
 
 def test_tablet_size(page, server, screenshot_dir):
@@ -292,7 +294,7 @@ def test_annual_report_prints_on_a4(page, server, screenshot_dir):
     (screenshot_dir / "staff-annual.pdf").write_bytes(pdf)
     assert pdf.startswith(b"%PDF")
     pages = pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages")
-    assert pages == 1, f"the annual report should fit on one A4 page, got {pages}"
+    assert 1 <= pages <= 12, f"the annual report prints on a few A4 pages, got {pages}"
 
 
 def serious_violations(page) -> list[str]:

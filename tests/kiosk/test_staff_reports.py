@@ -77,12 +77,13 @@ def dataset() -> list:
     ]
 
 
-def make_app(tmp_path, mode: str, now: datetime | None = None):
+def make_app(tmp_path, mode: str, now: datetime | None = None, **reports_cfg):
+    """The app over dataset(). No crew on board unless ``crew=`` says so: the counts made
+    by hand below are every "in" (the crew's passes: test_the_configured_crew_and_town_...)."""
     passwd = tmp_path / "staff.passwd"
     set_user(passwd, "anna", generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000"))
-    cfg = default_config(
-        {"staff": {"passwd_file": str(passwd)}, "reports": {"annual_budget_eur": BUDGET}}
-    )
+    rep = {"annual_budget_eur": BUDGET, "crew": 0, **reports_cfg}
+    cfg = default_config({"staff": {"passwd_file": str(passwd)}, "reports": rep})
     if mode == "hub":
         store = Store(tmp_path / "hub.db", van="", tz=cfg.timezone)
         store.ingest_many(dataset())
@@ -167,16 +168,31 @@ def as_text(v) -> str:
 
 
 def csv_rows(data: bytes) -> list[list[str]]:
+    """A CSV export as German Excel reads it: UTF-8 with BOM, ";" between cells."""
     assert data.startswith(b"\xef\xbb\xbf"), "CSV starts with a UTF-8 byte order mark"
-    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""), delimiter=";"))
+
+
+def csv_text(v, public: bool = False) -> str:
+    """A cell as the CSV writes it: decimal comma; a hidden cell as the page shows it."""
+    if v is None:
+        return "<3" if public else ""
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() else repr(v).replace(".", ",")
+    return str(v)
 
 
 def xlsx_rows(data: bytes, sheet: str) -> list[tuple]:
     return [tuple(r) for r in load_workbook(io.BytesIO(data))[sheet].iter_rows(values_only=True)]
 
 
-def blank_to_none(rows) -> list[tuple]:
-    return [tuple(None if v == "" else v for v in r) for r in rows]
+def blank_to_none(rows, public: bool = False) -> list[tuple]:
+    """The rows as the XLSX holds them: an empty text is an empty cell; a hidden cell of a
+    public file is "<3", as on the page."""
+    return [
+        tuple(("<3" if public else None) if v is None else (None if v == "" else v) for v in r)
+        for r in rows
+    ]
 
 
 def slug(p: reports.Period) -> str:
@@ -195,7 +211,7 @@ def test_every_report_and_period_kind_shows_the_table(box):
         for name in reports.REPORTS:
             r = c.get(f"/staff/reports/{name}?p={kind}&d={DAY.isoformat()}")
             assert r.status_code == 200, (kind, name)
-            table = reports.report(conn, name, p)
+            table = reports.report(conn, name, p, crew=0)
             head, rows = page_table(r.text)
             assert head == [staff.de(col) for col in table.columns]
             if not table.rows:
@@ -235,6 +251,25 @@ def test_figures_are_the_known_counts(box):
     assert {label: value for (_, label), (value, _) in rows}["Besucher"] == "11"
 
 
+def test_the_configured_crew_and_town_reach_the_pages(tmp_path):
+    """reports.crew (2 people: 2 "in" passes per stop visit are theirs) and reports.town
+    come from the config, not from defaults or a spelling in the code."""
+    app, store = make_app(tmp_path, "box", crew=2, town="Edemissen")
+    try:
+        c = client_of(app)
+        _, rows = page_table(c.get("/staff/reports/stops?p=day&d=2026-11-02").text)
+        visitors = {row[0][0]: int(row[4][0]) for row in rows}
+        assert visitors == {"Peine, Marktplatz": 3, "Edemissen, Schulzentrum": 2, "Total": 5}
+        _, rows = page_table(c.get("/staff/reports/summary?p=month&d=2026-11-15").text)
+        summary = {label: value for (_, label), (value, _) in rows}
+        assert summary["Besucher"] == "5"
+        assert summary["Besucher außerhalb der Stadt Edemissen"] == "3"  # Peine's 3
+        today = c.get("/staff/reports/rural?p=month&d=2026-11-15").text
+        assert "Stadt Edemissen" in today and "Stadt Peine" not in today
+    finally:
+        store.close()
+
+
 def test_today_at_a_glance(tmp_path):
     monday = date(2026, 11, 9)
     now = at(monday, "11:00")
@@ -252,7 +287,9 @@ def test_today_at_a_glance(tmp_path):
         c = client_of(app)
         r = c.get("/staff/")
         assert r.status_code == 200
-        t = reports.today(store.reader(), now, TZ, tour=app.extensions["vanbox_config"].tour)
+        t = reports.today(
+            store.reader(), now, TZ, tour=app.extensions["vanbox_config"].tour, crew=0
+        )
         assert (t["stop"], t["people_in"], t["checkins"], t["occupancy"]) == (
             "Peine, Marktplatz", 3, 1, 2,
         )  # fmt: skip
@@ -311,7 +348,7 @@ def test_charts_are_self_contained_svg(box):
     c = client_of(app)
     p = reports.period("month", DAY)
     for name in reports.REPORTS:
-        table = reports.report(store.reader(), name, p)
+        table = reports.report(store.reader(), name, p, crew=0)
         r = c.get(f"/staff/reports/{name}.svg?p=month&d=2026-11-01")
         if table.chart == "none":
             assert r.status_code == 404
@@ -325,7 +362,7 @@ def test_charts_are_self_contained_svg(box):
         urls = set(re.findall(r"https?://[^\s\"'<>)]+", text))
         assert urls <= {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"}, urls
     # The topics chart prints each count on its bar: the same numbers as the table.
-    table = reports.report(store.reader(), "topics", p)
+    table = reports.report(store.reader(), "topics", p, crew=0)
     svg = c.get("/staff/reports/topics.svg?p=month&d=2026-11-01").data.decode()
     printed = sorted(int(v) for v in charts.printed_values(svg))
     assert printed == sorted(row[1] for row in table.rows)
@@ -344,7 +381,7 @@ def test_csv_and_xlsx_read_back_equal_the_table(box, kind):
     for name in reports.REPORTS:
         for public in (False, True):
             # The exports speak German to the funders' offices; the figures are the same.
-            table = staff.table_de(reports.report(store.reader(), name, p, public=public,
+            table = staff.table_de(reports.report(store.reader(), name, p, public=public, crew=0,
                                                   min_cell=3))  # fmt: skip
             q = f"p={kind}&d={DAY.isoformat()}" + ("&public=1" if public else "")
             suffix = "-public" if public else ""
@@ -354,12 +391,12 @@ def test_csv_and_xlsx_read_back_equal_the_table(box, kind):
                 f'attachment; filename="vanbox-{name}-{slug(p)}{suffix}.csv"'
             )
             assert csv_rows(r.data) == [list(table.columns)] + [
-                [as_text(v) for v in row] for row in table.rows
+                [csv_text(v, public) for v in row] for row in table.rows
             ], (kind, name, public)
             r = c.get(f"/staff/export/{name}.xlsx?{q}")
             assert r.status_code == 200
             assert r.headers["Content-Disposition"].endswith(f'{slug(p)}{suffix}.xlsx"')
-            assert xlsx_rows(r.data, "Daten") == [table.columns, *blank_to_none(table.rows)]
+            assert xlsx_rows(r.data, "Daten") == [table.columns, *blank_to_none(table.rows, public)]
             info = dict(xlsx_rows(r.data, "Info"))
             assert info["Verwendung"].startswith("öffentlich" if public else "intern")
             assert info["Zeitraum"] == staff.period_title(p)
@@ -374,7 +411,7 @@ def test_public_exports_suppress_small_cells(box):
     by_stop = {row[0]: row[col] for row in internal[1:]}
     assert by_stop["Peine, Marktplatz"] == "2" and by_stop["Edemissen, Schulzentrum"] == "3"
     by_stop = {row[0]: row[col] for row in public[1:]}
-    assert by_stop["Peine, Marktplatz"] == ""  # 2 people: suppressed
+    assert by_stop["Peine, Marktplatz"] == "<3"  # 2 people: suppressed, shown as on the page
     assert "2" not in [row[col] for row in public[1:]]
 
 
@@ -383,7 +420,7 @@ def test_text_cells_never_become_formulas():
 
     cols, rows = ("Stop", "n"), [('=HYPERLINK("x")', 1), ("-5 Grad", 2), ("Peine", -3)]
     text = exports.to_csv(cols, rows).decode("utf-8-sig")
-    assert "'=HYPERLINK" in text and "'-5 Grad" in text and "Peine,-3" in text
+    assert "'=HYPERLINK" in text and "'-5 Grad" in text and "Peine;-3" in text
     wb = load_workbook(io.BytesIO(exports.to_xlsx([("Daten", cols, rows)], [("k", "v")])))
     ws = wb["Daten"]
     assert ws["A2"].value == '=HYPERLINK("x")' and ws["A2"].data_type == "s"
@@ -415,63 +452,18 @@ def test_van_filter_on_the_hub(hub):
         assert f'<option value="{van}" selected>' in html
         # The filter stays on when the period changes.
         assert f"p=week&amp;d=2026-10-26&amp;van={van}" in html
-        table = staff.table_de(reports.report(conn, "stops", p, van=van))
+        table = staff.table_de(reports.report(conn, "stops", p, van=van, crew=0))
         r = c.get(f"/staff/export/stops.csv?p=month&d=2026-11-01&van={van}")
         assert f'filename="vanbox-stops-2026-11-{van}.csv"' in r.headers["Content-Disposition"]
-        assert csv_rows(r.data)[1:] == [[as_text(v) for v in row] for row in table.rows]
+        assert csv_rows(r.data)[1:] == [[csv_text(v) for v in row] for row in table.rows]
         r = c.get(f"/staff/export/stops.xlsx?p=month&d=2026-11-01&van={van}&public=1")
-        public = staff.table_de(reports.report(conn, "stops", p, van=van, public=True))
-        assert xlsx_rows(r.data, "Daten")[1:] == blank_to_none(public.rows)
+        public = staff.table_de(reports.report(conn, "stops", p, van=van, public=True, crew=0))
+        assert xlsx_rows(r.data, "Daten")[1:] == blank_to_none(public.rows, True)
         assert dict(xlsx_rows(r.data, "Info"))["Fahrzeug"] == van
     assert c.get("/staff/?van=" + VAN_B).status_code == 200
 
 
-# --- the annual report -------------------------------------------------------------------
-
-
-def test_annual_report_page_and_files(box):
-    app, store = box
-    c = client_of(app)
-    a = reports.annual(store.reader(), 2026, budget_eur=BUDGET, public=True, min_cell=3)
-    assert a["contacts"] == 11 and a["first_contacts"] == 3
-    html = c.get("/staff/annual?year=2026").text
-    kpi = dict(
-        re.findall(r'id="kpi-(\w+)" data-value="[^"]*">\s*<div class="value">([^<]*)<', html)
-    )
-    assert kpi["contacts"] == "11"
-    assert kpi["first_contacts"] == "3"
-    assert kpi["stops_served"] == str(a["stops_served"])
-    assert kpi["rural_share"] == staff.fmt(round(a["rural_share"] * 100, 1)) + " %"
-    assert kpi["cost_per_contact"] == "163,64 €"  # 1800 / 11
-    head, rows = page_table(html, "topics-table")
-    assert [[v for v, _ in r] for r in rows] == [[as_text(v) for v in r] for r in a["topics"].rows]
-    assert "öffentlich" in html and "<svg" in html
-
-    r = c.get("/staff/annual.csv?year=2026")
-    assert 'filename="vanbox-annual-2026-public.csv"' in r.headers["Content-Disposition"]
-    figures = dict(csv_rows(r.data)[1:])
-    assert figures["contacts"] == "11" and figures["cost_per_contact"] == "163.64"
-    r = c.get("/staff/annual.xlsx?year=2026")
-    wb_rows = dict(xlsx_rows(r.data, "Figures")[1:])
-    assert wb_rows["contacts"] == 11 and wb_rows["budget_eur"] == BUDGET
-    assert xlsx_rows(r.data, "Topics") == [a["topics"].columns, *blank_to_none(a["topics"].rows)]
-
-
-def test_annual_report_suppresses_small_counts(hub):
-    """Van B had one first contact: the public annual report must not show it."""
-    app, store = hub
-    c = client_of(app)
-    a = reports.annual(store.reader(), 2026, van=VAN_B, public=True, min_cell=3)
-    assert a["first_contacts"] is None  # suppressed by telemetry.reports
-    html = c.get(f"/staff/annual?year=2026&van={VAN_B}").text
-    kpi = dict(
-        re.findall(r'id="kpi-(\w+)" data-value="[^"]*">\s*<div class="value">([^<]*)<', html)
-    )
-    assert kpi["first_contacts"] == "&lt;3"
-    assert kpi["contacts"] == "6"
-    figures = dict(csv_rows(c.get(f"/staff/annual.csv?year=2026&van={VAN_B}").data)[1:])
-    assert figures["first_contacts"] == ""
-    assert figures["contacts"] == "6"
+# --- charts of hidden cells ---------------------------------------------------------------
 
 
 def test_small_counts_get_whole_number_ticks_and_hidden_cells_say_so():
