@@ -120,11 +120,11 @@ def _headers(resp: Response) -> Response:
 
 TITLES_DE = {
     "summary": "Überblick",
-    "stops": "Besucher je Haltestelle",
-    "municipalities": "Besucher je Gemeinde",
+    "stops": "Besuche je Haltestelle",
+    "municipalities": "Besuche je Gemeinde",
     "rural": "Stadt und ländliche Gemeinden",
-    "hours": "Besucher nach Tageszeit",
-    "weekdays": "Besucher nach Wochentag",
+    "hours": "Besuche nach Tageszeit",
+    "weekdays": "Besuche nach Wochentag",
     "topics": "Themen",
     "age_groups": "Altersgruppen",
     "first_visits": "Erstbesuche",
@@ -133,8 +133,8 @@ TITLES_DE = {
 LABELS_DE = {
     # columns
     "Figure": "Kennzahl", "Value": "Wert", "Stop": "Haltestelle", "Municipality": "Gemeinde",
-    "Planned": "Geplant", "Visits": "Halte", "Visitors": "Besucher", "Check-ins": "Check-ins",
-    "First visits": "Erstbesuche", "Share of visitors (%)": "Anteil Besucher (%)",
+    "Planned": "Geplant", "Visits": "Halte", "Visitors": "Besuche", "Check-ins": "Check-ins",
+    "First visits": "Erstbesuche", "Share of visitors (%)": "Anteil Besuche (%)",
     "Area": "Gebiet", "Hour": "Uhrzeit", "Weekday": "Wochentag", "Stop visits": "Halte",
     "Topic": "Thema", "Age group": "Altersgruppe", "Answer": "Antwort",
     "Share of check-ins (%)": "Anteil Check-ins (%)", "Day": "Tag",
@@ -186,7 +186,7 @@ CHART_SERIES = {
 
 # Labels that name the district town (cfg.reports["town"]): any town's name.
 TOWN_LABELS_DE = (
-    (re.compile(r"^Visitors outside the town of (.+)$"), r"Besucher außerhalb der Stadt \1"),
+    (re.compile(r"^Visitors outside the town of (.+)$"), r"Besuche außerhalb der Stadt \1"),
     (re.compile(r"^Share outside the town of (.+) \(%\)$"), r"Anteil außerhalb der Stadt \1 (%)"),
     (re.compile(r"^Town of (.+)$"), r"Stadt \1"),
 )

@@ -236,10 +236,10 @@ def test_figures_are_the_known_counts(box):
     c = client_of(app)
     _, rows = page_table(c.get("/staff/reports/summary?p=month&d=2026-11-15").text)
     summary = {label: value for (_, label), (value, _) in rows}
-    assert summary["Besucher"] == "9"
+    assert summary["Besuche"] == "9"
     assert summary["Check-ins"] == "5"
     assert summary["Erstbesuche"] == "3"
-    assert summary["Besucher außerhalb der Stadt Peine"] == "4"
+    assert summary["Besuche außerhalb der Stadt Peine"] == "4"
     assert summary["Anteil außerhalb der Stadt Peine (%)"] == "44.4"
 
     _, rows = page_table(c.get("/staff/reports/stops?p=day&d=2026-11-02").text)
@@ -248,7 +248,7 @@ def test_figures_are_the_known_counts(box):
     _, rows = page_table(c.get("/staff/reports/stops?p=day&d=2026-11-03").text)
     assert [row[0][0] for row in rows] == ["Total"]  # Tuesday: van B only, not on the box
     _, rows = page_table(c.get("/staff/reports/summary?p=year&d=2026-06-30").text)
-    assert {label: value for (_, label), (value, _) in rows}["Besucher"] == "11"
+    assert {label: value for (_, label), (value, _) in rows}["Besuche"] == "11"
 
 
 def test_the_configured_crew_and_town_reach_the_pages(tmp_path):
@@ -262,8 +262,8 @@ def test_the_configured_crew_and_town_reach_the_pages(tmp_path):
         assert visitors == {"Peine, Marktplatz": 3, "Edemissen, Schulzentrum": 2, "Total": 5}
         _, rows = page_table(c.get("/staff/reports/summary?p=month&d=2026-11-15").text)
         summary = {label: value for (_, label), (value, _) in rows}
-        assert summary["Besucher"] == "5"
-        assert summary["Besucher außerhalb der Stadt Edemissen"] == "3"  # Peine's 3
+        assert summary["Besuche"] == "5"
+        assert summary["Besuche außerhalb der Stadt Edemissen"] == "3"  # Peine's 3
         today = c.get("/staff/reports/rural?p=month&d=2026-11-15").text
         assert "Stadt Edemissen" in today and "Stadt Peine" not in today
     finally:
