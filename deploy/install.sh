@@ -299,7 +299,8 @@ install_config() {
 KIOSK_URL=http://127.0.0.1:8080/
 # Seconds without a touch before the screen blanks; 0 = never.
 KIOSK_BLANK_AFTER=0
-# Check the page's /healthz every N seconds; restart the browser after M failures.
+# Check the tab every N seconds (its page must answer within KIOSK_PAGE_TIMEOUT s); restart
+# the browser after M failed checks.
 KIOSK_CHECK_EVERY=10
 KIOSK_FAILURES=3
 EOF

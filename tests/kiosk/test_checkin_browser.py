@@ -8,6 +8,7 @@ Screenshots of every screen at 800x480 and 1280x720 go to build/screenshots/.
 from __future__ import annotations
 
 import json
+import random
 import socket
 import threading
 from pathlib import Path
@@ -37,6 +38,20 @@ class QuietHandler(WSGIRequestHandler):
 
 
 def free_port() -> int:
+    """A free port below the kernel's ephemeral range. A server stopped for a minute (the
+    box away) must get its port back; a port from bind(0) is an ephemeral one, which any
+    outgoing connection on a busy machine may take in the meantime ("in use" on restart)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for port in random.sample(range(max(1024, low - 12000), low), 50):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

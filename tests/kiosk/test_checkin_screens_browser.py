@@ -1,8 +1,8 @@
 """Issue 14 points 1-3 in Debian's Chromium with touch at 800x480: the box's web server
-stopped while a visitor taps (never a browser error page, back at the start within 10 s),
-"Zurück" through the flow with the stored check-in checked, two visitors within 2 s, a
-double tap on a topic tile, and screenshots of the new screens in all 7 languages
-(build/screenshots/checkin-<lang>-new-*.png)."""
+stopped for 5 s and for 60 s while a visitor taps (never a browser error page, back at
+the start within 10 s), "Zurück" through the flow with the stored check-in checked, two
+visitors within 2 s, a double tap on a topic tile, and screenshots of the new screens in
+all 7 languages (build/screenshots/checkin-<lang>-new-*.png)."""
 
 from __future__ import annotations
 
@@ -93,6 +93,48 @@ def test_box_stopped_for_5_s_while_tapping_never_shows_a_browser_error(
     assert [u for u in seen if not u.startswith(server.url)] == []  # no chrome-error://
 
 
+def test_box_away_for_60_s_while_tapping_never_shows_a_browser_error(server, db, touch_page):
+    """A box restart that takes a minute (an SD card check, an update): taps all through
+    it, and a quiet half minute in it (the worker may be stopped and started again); the
+    kiosk's own screen throughout, the start within 10 s after the box answers."""
+    page = touch_page
+    seen: list[str] = []
+    page.on("framenavigated", lambda f: seen.append(f.url) if f == page.main_frame else None)
+    page.goto(server.url + "/de/checkin")
+    worker_ready(page)
+    page.get_by_role("button", name="18 bis 20").tap()
+    page.get_by_role("heading", name="Worum geht es dir heute?").wait_for()
+
+    server.stop()
+    stopped = time.monotonic()
+    page.get_by_text("Geld", exact=True).tap()
+    page.get_by_role("button", name="Weiter").tap()
+    moment = page.get_by_role("heading", name="Einen Moment bitte")
+    moment.wait_for(timeout=5000)
+    n = 0
+    while time.monotonic() - stopped < 60.0:
+        n += 1
+        if n == 5:  # 30 s without a tap (the idle worker may be stopped)
+            time.sleep(min(30.0, max(0.0, 58.0 - (time.monotonic() - stopped))))
+        page.touchscreen.tap(100 + 60 * (n % 10), 240)
+        page.goto(server.url + ("/de/checkin" if n % 2 else "/"))
+        moment.wait_for(timeout=5000)
+        time.sleep(min(2.0, max(0.0, 60.0 - (time.monotonic() - stopped))))
+    assert n >= 10 and rows(db) == []
+
+    again = LiveServer(server.app, server.port).start()
+    back = time.monotonic()
+    try:
+        page.get_by_role("heading", name="Hallo! Schön, dass du da bist.").wait_for(timeout=10_000)
+        took = time.monotonic() - back
+        assert page.url == server.url + "/" and took < 10.0, took
+        print(f"after 60 s away: back at the start {took:.2f} s after the box returned")
+    finally:
+        again.stop()
+    assert len(seen) >= n + 3  # every goto during the outage was a navigation
+    assert [u for u in seen if not u.startswith(server.url)] == []  # no chrome-error://
+
+
 def test_without_the_worker_the_page_still_heals(server, browser):
     """The service worker is the net; the heartbeat remains: a page that never got the
     worker (service workers blocked) still returns to the start when the box is back."""
@@ -148,45 +190,59 @@ def test_back_and_forward_by_taps_stores_the_final_answers(server, db, touch_pag
     assert len(rows(db)) == 2
 
 
-def test_two_visitors_within_2_s_are_two_checkins(server, db, browser):
+def test_two_visitors_within_2_s_are_two_checkins(db, browser):
+    """Two flows finishing together make two rows. The repeat guard remembers a flow for
+    600 s here (2 s by default), so the two finish "together" however slow this machine
+    is: a guard per time window instead of per flow would refuse the second."""
+    cfg = default_config({"kiosk": {"min_checkin_interval_s": 600}})
+    server = LiveServer(create_app(config=cfg, store=db)).start()
     pages, ctxs = [], []
-    for _ in range(2):
-        ctx = browser.new_context(viewport={"width": 800, "height": 480}, has_touch=True)
-        ctxs.append(ctx)
-        p = ctx.new_page()
-        p.goto(server.url + "/en/checkin")
-        p.get_by_role("button", name="18 to 20").tap()
-        p.get_by_role("button", name="Next").tap()
-        pages.append(p)
     try:
-        t0 = time.monotonic()
+        for _ in range(2):
+            ctx = browser.new_context(viewport={"width": 800, "height": 480}, has_touch=True)
+            ctxs.append(ctx)
+            p = ctx.new_page()
+            p.goto(server.url + "/en/checkin")
+            p.get_by_role("button", name="18 to 20").tap()
+            p.get_by_role("button", name="Next").tap()
+            pages.append(p)
         for p in pages:
             p.get_by_role("button", name="No, I've been here before").tap()
         for p in pages:
             p.wait_for_url(server.url + "/en/thanks")
-        assert time.monotonic() - t0 < 2.0
         assert len(rows(db)) == 2 and db.count("outbox") == 2
     finally:
         for ctx in ctxs:
             ctx.close()
+        server.stop()
 
 
 def test_double_tap_on_a_topic_tile_selects_it_once(server, touch_page):
+    """The page's own clock decides what is a double tap (350 ms): it is paused and moved
+    by the test, so two taps are as close as the test says, however loaded the machine
+    (two taps by the wall clock can be more than 350 ms apart on a busy CI machine)."""
     page = touch_page
+    page.clock.install()
     page.goto(server.url + "/de/checkin")
     page.get_by_role("button", name="21 bis 24").tap()
     tile = page.locator(".tile:has(input[value=money]) span")
     box = tile.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.touchscreen.tap(x, y)
-    page.touchscreen.tap(x, y)  # a double tap: 2 taps within a few ms
-    assert page.get_by_role("checkbox", name="Geld").is_checked()
-    page.wait_for_timeout(500)  # a deliberate second tap, later: clears it
-    page.touchscreen.tap(x, y)
-    assert not page.get_by_role("checkbox", name="Geld").is_checked()
-    page.wait_for_timeout(500)
-    page.touchscreen.tap(x, y)
-    assert page.get_by_role("checkbox", name="Geld").is_checked()
+    money = page.get_by_role("checkbox", name="Geld")
+    page.clock.pause_at(page.evaluate("Date.now()") / 1000 + 1)  # seconds, 1 s ahead
+
+    def tap_after(ms: int) -> bool:
+        if ms:
+            page.clock.run_for(ms)
+        page.touchscreen.tap(x, y)
+        return money.is_checked()
+
+    assert tap_after(0) is True
+    assert tap_after(0) is True  # a double tap: the second tap of it is undone
+    assert tap_after(1000) is False  # a deliberate second tap, later: clears it
+    assert tap_after(300) is False  # 300 ms later: still the same tap
+    assert tap_after(1000) is True
+    assert tap_after(400) is False  # 400 ms later: a tap of its own
 
 
 # --- screenshots of the new screens in every language ------------------------------
