@@ -14,4 +14,4 @@ export GPIOZERO_PIN_FACTORY=mock
 # three workers (pytest-xdist, about 5 min): most tests wait on brokers, browsers and child
 # processes rather than on the CPU, but a few browser tests that measure taps and reloads
 # can then miss their time window on a loaded 2-core machine.
-exec .venv/bin/python -m pytest -n "${VANBOX_TEST_WORKERS:-0}" --dist loadfile "$@"
+exec .venv/bin/python -m pytest -n "${VANBOX_TEST_WORKERS:-0}" --dist loadgroup "$@"

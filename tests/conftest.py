@@ -174,3 +174,12 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.fail(f"NMEA corpus not found at {CORPUS}")
     return CORPUS
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """With several workers (``pytest -n N --dist loadgroup``, see deploy/test.sh) every
+    browser test runs on one worker, one after another (one Chromium at a time); other tests
+    stay together by file, as with ``--dist loadfile``."""
+    for item in items:
+        group = "browser" if item.get_closest_marker("browser") else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
