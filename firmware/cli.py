@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prune": ("firmware.prune", "delete raw events older than the retention period"),
     "doctor": ("firmware.doctor", "check the installation and say how to fix what is wrong"),
     "soak": ("firmware.soak", "simulate days in the van with every fault, and count"),
+    "fleet-sim": ("hub.fleet_sim", "simulate N vans sending to a broker (sizing a hub)"),
 }
 
 

@@ -36,6 +36,9 @@ them.
 
 Threads: paho's network thread only queues messages; one worker thread decodes, writes
 in batches (as many as have arrived, up to ``max_batch``) and acknowledges.
+
+Several such hubs can share the ingest over MQTT 5 shared subscriptions: see
+hub/workers.py (``vanbox hub --workers N``).
 """
 
 from __future__ import annotations
@@ -187,12 +190,22 @@ class Hub:
         self._client = self._make_client()
         self._worker = threading.Thread(target=self._work, name="hub-ingest", daemon=True)
         self._worker.start()
-        self._client.connect_async(
+        self._connect_async(self._client)
+        self._client.loop_start()
+
+    def _connect_async(self, client: mqtt.Client) -> None:
+        client.connect_async(
             self.cfg.get("host", "localhost"),
             int(self.cfg.get("port", 1883)),
             keepalive=int(self.cfg.get("keepalive", 60)),
         )
-        self._client.loop_start()
+
+    def subscriptions(self) -> list[tuple[str, int]]:
+        """The topic filters this hub subscribes to (QoS 1): every van's topics."""
+        subs = [(topics.subscription(self.prefix), 1)]
+        if self.homeassistant is not None:
+            subs.append((HA_STATUS_TOPIC, 1))
+        return subs
 
     def wait_connected(self, timeout: float = 10.0) -> bool:
         """Wait until the hub is connected and subscribed (its SUBACK has come)."""
@@ -276,10 +289,11 @@ class Hub:
             return
         self._gen += 1
         self.stats.connects += 1
-        subs = [(topics.subscription(self.prefix), 1)]
-        if self.homeassistant is not None:
-            subs.append((HA_STATUS_TOPIC, 1))
-        client.subscribe(subs)
+        subs = self.subscriptions()
+        if not subs:  # a publish-only connection (hub/workers.py)
+            self._connected.set()
+        else:
+            client.subscribe(subs)
         log.info(
             "hub connected as %s (session %s), subscribed to %s",
             self.client_id,

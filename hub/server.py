@@ -2,18 +2,26 @@
 map and the staff reports for all of them, under waitress.
 
     vanbox hub [--config PATH] [--port N] [--db PATH] [--bind ADDR] [--threads N]
+               [--workers N] [--no-ingest]
 
 The config is ``--config``, else ``/etc/vanbox/vanbox.toml`` if it exists, else the
 built-in defaults. The database is ``--db``, else ``hub.database``, else
 ``database.path``. The broker is the ``[mqtt]`` section (host, port, tls, ca_file,
 username, password_file); the hub's client id is ``hub.client_id`` (keep it fixed: the
 broker queues messages for that session while the hub is down).
+
+``--workers N`` (``hub.workers``, default 1) ingests with N workers over MQTT 5 shared
+subscriptions: worker 0 in this process, 1..N-1 as child processes (hub/workers.py).
+``--no-ingest`` serves the web pages only (another process ingests): any number of such
+web processes can serve the same staff users, whose sessions and lockouts are in the
+database; staff changes to a plan are published on a connection of their own.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
 
@@ -28,6 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bind", help="HTTP address (default hub.bind)")
     parser.add_argument("--db", metavar="PATH", help="SQLite file (default hub.database)")
     parser.add_argument("--threads", type=int, default=8, help="web server threads (default 8)")
+    parser.add_argument("--workers", help="ingest workers (default hub.workers, 1)")
+    parser.add_argument(
+        "--no-ingest", action="store_true", help="web only: another process ingests"
+    )
 
 
 def _config(path: str | None) -> Config:
@@ -52,12 +64,17 @@ def run(args: argparse.Namespace) -> int:
     from telemetry.privacy import known_vans
     from telemetry.store import Store
 
+    from .workers import Children, Deferred, WorkerHub, worker_client_id, worker_count
+
     cfg = _config(args.config)
+    workers = worker_count(args.workers or cfg.hub.get("workers", 1))  # ConfigError: exit 2
+    if getattr(args, "no_ingest", False):
+        workers = 0
     db = args.db or cfg.hub["database"] or cfg.database["path"]
     store = Store(db, tz=cfg.timezone)
     prefix = cfg.mqtt["topic_prefix"]
     ha = None
-    if cfg.hub["homeassistant"]:
+    if cfg.hub["homeassistant"] and workers:
         names = {cfg.van["id"]: cfg.van["name"]}
         names.update({v.id: v.name for v in registry.all_vans(store) if v.name})
         bridged = [
@@ -69,25 +86,37 @@ def run(args: argparse.Namespace) -> int:
     from hub.owntracks import OwnTracksView
 
     listeners = [Registrar(store)]  # a van's first message registers it (state "new")
-    forwarder = Forwarder.from_config(store, cfg.hub["forward"])  # None: no [hub.forward]
+    # None: no [hub.forward], or web only (the ingest process forwards)
+    forwarder = Forwarder.from_config(store, cfg.hub["forward"]) if workers else None
     if forwarder is not None:
         listeners.append(forwarder.wake)  # never waits: its threads do the POSTs
-    hub = Hub(
-        store,
-        cfg.mqtt,
-        client_id=cfg.hub["client_id"],
+    common = dict(
         prefix=prefix,
         homeassistant=ha,
         on_batch=lambda vans: [f(vans) for f in listeners],
         # each van's tally is compared and acknowledged; missing days are asked again
         on_control=Reconciler(store, prefix=prefix),
     )
+    base = cfg.hub["client_id"]
+    if workers == 1:
+        hub = Hub(store, cfg.mqtt, client_id=base, **common)
+    elif workers > 1:  # worker 0: the ordered kinds, tallies (a little later) and feeds
+        common["on_control"] = Deferred(common["on_control"])
+        hub = WorkerHub(store, cfg.mqtt, client_id=worker_client_id(base, 0), **common)
+    else:  # web only: a connection that publishes plans and subscribes to nothing
+        hub = WorkerHub(store, cfg.mqtt, client_id=f"{base}-web-{os.getpid()}", shared=False,
+                        ordered=False, session_expiry_s=0, prefix=prefix)  # fmt: skip
+    children = None
+    if workers > 1:
+        fwd = ["--db", str(db)] + (["--config", args.config] if args.config else [])
+        children = Children(fwd, workers)
     ot = cfg.hub["owntracks"]
-    if ot["enabled"]:
+    if ot["enabled"] and workers:
         listeners.append(OwnTracksView(store, hub.publish, topic=ot["topic"],
                                        public=ot["public"], config=cfg))  # fmt: skip
     app = create_app(config=cfg, store=store, mode="hub")
-    register_check(app, "hub_ingest", hub.health)  # /healthz fails when ingest is stuck
+    if workers:
+        register_check(app, "hub_ingest", hub.health)  # /healthz fails when ingest is stuck
     plans = PlanPublisher(store, hub.publish, prefix=prefix)
     install(app, plans)  # each staff change to a plan is published retained to its van
     host = args.bind or cfg.hub["bind"]
@@ -102,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     hub.start()
+    if children is not None:
+        children.start()
     if forwarder is not None:
         forwarder.start()
     plans.watch(hub)  # every van's plan again on each (re)connect
@@ -118,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
         server.close()
         plans.stop()
         hub.stop()
+        if children is not None:
+            children.stop()
         if forwarder is not None:
             forwarder.stop()
         store.close()

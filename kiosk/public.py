@@ -7,7 +7,9 @@ Routes (registered by :func:`init_app`):
 - both: ``/api/public/vans`` and ``/api/public/vans/<id>``: exactly what the page shows,
   as JSON (``{"vans": [...], "stops": [...], "today": "YYYY-MM-DD"}``), with an ETag so
   clients can poll cheaply (``If-None-Match`` gets ``304 Not Modified``; the page sends
-  ``?since=<etag>`` and gets ``{"unchanged": true}``, which keeps the connection open);
+  ``?since=<etag>`` and gets ``{"unchanged": true}``, which keeps the connection open)
+  and ``Cache-Control: public, max-age=5, stale-while-revalidate=30`` (the pages too), so
+  a caching proxy (deploy/nginx/vanbox-hub.conf) serves one copy to every viewer;
 - ``/public/leaflet/<file>``: Leaflet from the ``xstatic-leaflet`` package (no CDN).
 
 Only published vans (:func:`telemetry.registry.public_vans`; on a box its own van) are
@@ -57,6 +59,32 @@ CLOCK_KEY = "vanbox_clock"  # an injected clock (demo, tests): views are not cac
 CACHE_SECONDS = 2.0  # a view is rebuilt when the store changed, or at least this often
 FRESH_SECONDS = 0.2  # ...but a view this young is served without even asking the store
 POLL_MS = 1000
+# The public tier is cacheable (issue 17, docs/scaling.md): browsers and a caching proxy
+# (deploy/nginx/vanbox-hub.conf) may keep a public answer PUBLIC_MAX_AGE_S seconds, and
+# serve it PUBLIC_SWR_S seconds longer while they fetch a fresh one; so a van's move shows
+# through the cache within about PUBLIC_MAX_AGE_S. With a simulated clock (demo, tests)
+# the answers are "no-cache". Staff pages are "no-store" (kiosk/staff.py).
+PUBLIC_MAX_AGE_S = 5
+PUBLIC_SWR_S = 30
+PUBLIC_CACHE = f"public, max-age={PUBLIC_MAX_AGE_S}, stale-while-revalidate={PUBLIC_SWR_S}"
+
+
+def public_cache_control() -> str:
+    """The ``Cache-Control`` of a public answer (see :data:`PUBLIC_MAX_AGE_S`)."""
+    if CLOCK_KEY in current_app.extensions:
+        return "no-cache"
+    return PUBLIC_CACHE
+
+
+def public_page(html: str, *, vary: str = "Accept-Language") -> Response:
+    """A public HTML page with its ETag (``If-None-Match`` gets a ``304``) and the public
+    ``Cache-Control``; ``Vary`` names the request headers its text depends on."""
+    body = html.encode("utf-8")
+    etag = f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
+    headers = {"ETag": etag, "Cache-Control": public_cache_control(), "Vary": vary}
+    if etag in request.headers.get("If-None-Match", ""):
+        return Response(status=304, headers=headers)
+    return Response(body, mimetype="text/html", headers=headers)
 
 
 def lang_of() -> str:
@@ -137,13 +165,10 @@ UNCHANGED = b'{"unchanged":true}'
 FAST_KEY = "vanbox_public_fast"
 
 
-def _headers(etag: str) -> dict[str, str]:
-    return {
-        "ETag": f'"{etag}"',
-        "Cache-Control": "no-cache",
-        "Vary": "Accept-Language",
-        "X-Content-Type-Options": "nosniff",
-    }
+def _headers(etag: str, cache: str = PUBLIC_CACHE) -> dict[str, str]:
+    # No Vary: the payload is the same in every language (the page has the words), so
+    # one cached copy serves every viewer.
+    return {"ETag": f'"{etag}"', "Cache-Control": cache, "X-Content-Type-Options": "nosniff"}
 
 
 class FastPoll:
@@ -206,7 +231,7 @@ def _json_response(body: bytes, etag: str) -> Response:
     instead: waitress closes the connection after every 304 (it has no Content-Length),
     and a reconnect per poll costs more than the 18 bytes."""
     quoted = f'"{etag}"'
-    headers = _headers(etag)
+    headers = _headers(etag, public_cache_control())
     if CLOCK_KEY in current_app.extensions:
         # A simulated clock (demo, soak): the page reckons "last seen" from this, not
         # from the wall-clock Date header.
@@ -285,7 +310,7 @@ def _page(van: str | None):
         langs=[(code, TEXT[code]["lang_name"]) for code in LANGS],
         outline=outline_map(data["stops"], data["vans"]),
     )
-    return Response(html, headers={"Cache-Control": "no-cache", "Vary": "Accept-Language"})
+    return public_page(html)
 
 
 def _links(van: str | None) -> dict[str, str]:

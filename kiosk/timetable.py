@@ -162,7 +162,7 @@ def _week_start(today: date, offset: int) -> date:
 
 
 def _page(vans: list[Van], one: bool) -> Response:
-    from .public import lang_of
+    from .public import lang_of, public_page
     from .public_text import TEXT
 
     cfg = appctx.config()
@@ -211,7 +211,7 @@ def _page(vans: list[Van], one: bool) -> Response:
         one=one,
         feed=f"/van/{vans[0].id}/calendar.ics" if one and mode == "hub" else "/calendar.ics",
     )
-    return Response(html, headers={"Cache-Control": "no-cache", "Vary": "Accept-Language"})
+    return public_page(html)
 
 
 def _langs() -> list[tuple[str, str]]:

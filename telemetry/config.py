@@ -156,6 +156,7 @@ DEFAULTS: dict[str, Any] = {
         "tile_attribution": "© OpenStreetMap contributors",
         "homeassistant": False,
         "trusted_proxy": "",
+        "workers": 1,  # ingest workers (MQTT 5 shared subscriptions, hub/workers.py)
         # hub/owntracks.py: every stored position once as OwnTracks messages
         "owntracks": {"enabled": False, "topic": "owntracks/vanbox/{van}", "public": False},
         # hub/forward.py: every stored position once to Traccar and/or a webhook
@@ -556,6 +557,7 @@ def _build(d: dict[str, Any], source: str) -> Config:
     _str(hub, "hub", "bind", empty=False)
     _num(hub, "hub", "port", 1, 65535, integer=True)
     _str(hub, "hub", "client_id", empty=False)
+    _num(hub, "hub", "workers", 1, 16, integer=True)
     _str(hub, "hub", "database")
     tile = _str(hub, "hub", "tile_url")
     if tile and not (
