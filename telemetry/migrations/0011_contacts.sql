@@ -2,7 +2,7 @@
 -- kiosk/staff_contacts.py). One row per contact, the same uuid on box and hub (it syncs
 -- like every other event, exactly once). No name, no free text, no location: the time is
 -- rounded down to the full hour and the place is a municipality (or 'outside').
-CREATE TABLE contacts (
+CREATE TABLE IF NOT EXISTS contacts (
     id TEXT PRIMARY KEY,          -- uuid, same id on box and hub (exactly once)
     van TEXT NOT NULL,
     ts REAL NOT NULL,             -- epoch seconds, rounded DOWN to the full hour
@@ -18,4 +18,4 @@ CREATE TABLE contacts (
     referrals TEXT NOT NULL,      -- JSON list of partner codes (cfg.contacts["partners"]), may be []
     outcome TEXT NOT NULL         -- outcome code (cfg.contacts["outcomes"])
 );
-CREATE INDEX contacts_van_day ON contacts (van, day);
+CREATE INDEX IF NOT EXISTS contacts_van_day ON contacts (van, day);

@@ -5,7 +5,7 @@
 -- 'contacts', 'punctuality'), 'referrals-<partner code>', or 'custom-<slug>' for a target
 -- staff defined themselves (its name and unit are in `label` and `unit`, its monthly
 -- actual figures in target_actuals). Times are Unix seconds (UTC).
-CREATE TABLE targets (
+CREATE TABLE IF NOT EXISTS targets (
     year INTEGER NOT NULL CHECK (year BETWEEN 2000 AND 2100),
     van TEXT NOT NULL,
     code TEXT NOT NULL,
@@ -20,7 +20,7 @@ CREATE TABLE targets (
 ) WITHOUT ROWID;
 
 -- Custom targets: the actual figure of each month, entered by staff.
-CREATE TABLE target_actuals (
+CREATE TABLE IF NOT EXISTS target_actuals (
     year INTEGER NOT NULL,
     van TEXT NOT NULL,
     code TEXT NOT NULL,
@@ -33,7 +33,7 @@ CREATE TABLE target_actuals (
 
 -- Every change to a target or an actual figure: who, when, what, old -> new (text as shown
 -- to staff; NULL = not set). Never updated or deleted by the application.
-CREATE TABLE target_log (
+CREATE TABLE IF NOT EXISTS target_log (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     ts REAL NOT NULL,
     user TEXT NOT NULL,
@@ -44,9 +44,9 @@ CREATE TABLE target_log (
     old TEXT,
     new TEXT
 );
-CREATE INDEX target_log_year ON target_log (year, van, id);
+CREATE INDEX IF NOT EXISTS target_log_year ON target_log (year, van, id);
 
 -- The scorecard reads a year of contacts per month: everything it needs from one index
 -- (a covering index: 50,000 contacts in about a tenth of the time of the table lookups).
-CREATE INDEX contacts_scorecard
+CREATE INDEX IF NOT EXISTS contacts_scorecard
     ON contacts (van, day, ts, municipality, first_contact, persons, referrals);

@@ -132,4 +132,4 @@ def test_a_retired_van_stays_in_the_reports(hub):
     assert report.status_code == 200
     assert '<option value="van-b"' in report.text  # still in the van picker
     csv = c.get("/staff/export/summary.csv?p=day&d=2026-11-23&van=van-b").text
-    assert "Check-ins,1" in csv
+    assert "Check-ins;1" in csv
