@@ -165,13 +165,16 @@ class Hub:
         if row is None:
             raise VanboxError(f"{self.store.path}: no van_status table (migration 0003 missing)")
 
+    def _session_options(self) -> dict:
+        """The MQTT version and session of the client: a persistent MQTT 3.1.1 session."""
+        return {"clean_session": False, "protocol": mqtt.MQTTv311}
+
     def _make_client(self) -> mqtt.Client:
         c = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
             manual_ack=True,
+            **self._session_options(),
         )
         client_tls(c, self.cfg)
         c.reconnect_delay_set(min_delay=1, max_delay=30)

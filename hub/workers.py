@@ -55,7 +55,6 @@ from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -63,7 +62,7 @@ from telemetry import kinds, topics
 from telemetry.errors import ConfigError
 from telemetry.store import Store
 
-from .ingest import HA_STATUS_TOPIC, Hub, client_tls
+from .ingest import HA_STATUS_TOPIC, Hub
 
 log = logging.getLogger("vanbox.hub")
 
@@ -133,20 +132,9 @@ class WorkerHub(Hub):
                 subs.append((HA_STATUS_TOPIC, 1))
         return subs
 
-    def _make_client(self) -> mqtt.Client:
-        c = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=mqtt.MQTTv5,
-            manual_ack=True,
-        )
-        client_tls(c, self.cfg)
-        c.reconnect_delay_set(min_delay=1, max_delay=30)
-        c.on_connect = self._on_connect
-        c.on_disconnect = self._on_disconnect
-        c.on_message = self._on_message
-        c.on_subscribe = self._on_subscribe
-        return c
+    def _session_options(self) -> dict:
+        """MQTT 5 (shared subscriptions); the session's persistence is set on connect."""
+        return {"protocol": mqtt.MQTTv5}
 
     def _connect_async(self, client: mqtt.Client) -> None:
         props = Properties(PacketTypes.CONNECT)
