@@ -22,11 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from hub.ingest import Hub
-from hub.reconcile import Reconciler
 from telemetry.contacts import validate
 from telemetry.events import Contact, new_hub_contact_id, utcnow
 from telemetry.store import Store
+from tests.telemetry.test_delivery import make_hub, outbox_empty, stop_hub
 
 pytestmark = pytest.mark.mqtt
 
@@ -90,32 +89,6 @@ class BoxProc:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-
-
-def make_hub(path: Path, port: int) -> tuple[Store, Hub, Reconciler]:
-    store = Store(path)
-    rec = Reconciler(store, backoff_s=1.0)
-    hub = Hub(store, {"host": "127.0.0.1", "port": port, "keepalive": 10},
-              client_id="test-hub", on_control=rec)  # fmt: skip
-    hub.start()
-    assert hub.wait_connected(10)
-    return store, hub, rec
-
-
-def stop_hub(store: Store, hub: Hub) -> None:
-    hub.stop()
-    store.close()
-
-
-def outbox_empty(db: Path) -> Callable[[], bool]:
-    def check() -> bool:
-        conn = sqlite3.connect(db)
-        try:
-            return conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
-        finally:
-            conn.close()
-
-    return check
 
 
 @pytest.fixture
