@@ -32,7 +32,7 @@ from telemetry.clock import Clock
 from telemetry.config import Config
 from telemetry.deadband import Deadband
 from telemetry.errors import StoreError, VanboxError
-from telemetry.events import Event, Footfall
+from telemetry.events import Event, Footfall, Position
 from telemetry.store import Store
 
 from . import box_health
@@ -44,6 +44,14 @@ __all__ = ["RETRY_MAX", "WATCHDOG_STALL_S", "Box", "Outcome", "open_store", "run
 
 # A part whose loop has not gone round for this long is hung: stop feeding the watchdog.
 WATCHDOG_STALL_S = box_health.GPS_STALL_S
+# Track points taken while driving wait in memory up to this long (the box's clock) and
+# are committed together: one WAL write and fsync instead of one per fix
+# (benchmarks/bench_sd_writes.py, docs/mobile-link.md). Any other event (count, check-in,
+# stop visit) takes the waiting ones along in its own transaction, so those keep their
+# commit-before-return promise; a power cut loses at most this much of the track.
+TRACK_COMMIT_S = 30.0
+# The publisher deletes acknowledged outbox rows in one transaction at most this often.
+ACK_FLUSH_S = 10.0
 
 
 def add_arguments(parser) -> None:
@@ -74,8 +82,13 @@ class Box:
         mqtt: bool | None = None,
         web: bool = True,
         store: Store | None = None,
+        track_commit_s: float = TRACK_COMMIT_S,
     ) -> None:
         self.cfg = cfg
+        self.track_commit_s = float(track_commit_s)
+        self._track: list[Event] = []
+        self._track_since = 0.0
+        self._track_lock = threading.Lock()
         self.clock = clock or Clock()
         self.pin_factory = pin_factory
         self.gps_url = gps_url or cfg.gps["port"]
@@ -107,13 +120,45 @@ class Box:
     # --- recording ----------------------------------------------------------------
 
     def record(self, ev: Event) -> Outcome:
-        """Store an event; if the disk cannot take it now, keep it for a retry; if it
-        can never be stored, dead-letter it. Never raises (see :class:`Recorder`)."""
+        """Store an event (with the track points waiting, in one transaction); if the
+        disk cannot take it now, keep it for a retry; if it can never be stored,
+        dead-letter it. Never raises (see :class:`Recorder`)."""
+        with self._track_lock:
+            track, self._track = self._track, []
+        if track:
+            return self.recorder.record_many([*track, ev])[-1]
         return self.recorder.record(ev)
+
+    def record_position(self, pos: Position) -> None:
+        """A track point while driving: committed with the next event or
+        ``track_commit_s`` after the first waiting one, whichever comes first. A fix of
+        a parked van (rare: one every ``publish.parked_interval_s``) goes in at once,
+        with any that wait."""
+        if self.track_commit_s <= 0 or not self.deadband.driving(pos):
+            self.record(pos)
+            return
+        now = self.clock.time()
+        with self._track_lock:
+            if not self._track:
+                self._track_since = now
+            self._track.append(pos)
+        self.flush_track(now)
+
+    def flush_track(self, now: float | None = None, *, force: bool = False) -> None:
+        """Commit the waiting track points if they are due (or ``force``)."""
+        now = self.clock.time() if now is None else now
+        with self._track_lock:
+            if not self._track or not (
+                force or now - self._track_since >= self.track_commit_s or now < self._track_since
+            ):
+                return
+            track, self._track = self._track, []
+        self.recorder.record_many(track)
 
     def _retry_loop(self) -> None:
         while not self._stop.wait(RETRY_EVERY_S):
             try:
+                self.flush_track()
                 self.recorder.heartbeat()
                 self.recorder.retry_once()
                 if self.recorder.depth == 0 and time.monotonic() - self._reserve_at > 600:
@@ -171,7 +216,7 @@ class Box:
             for visit in self.detector.feed(pos):
                 self.record(visit)
         if self.deadband.accept(pos):
-            self.record(pos)
+            self.record_position(pos)
 
     def on_footfall(self, ev: Footfall) -> None:
         self.record(ev)
@@ -244,6 +289,7 @@ class Box:
                 tid=cfg.van["tid"],
                 track_batch=cfg.publish["track_batch"],
                 on_plan=self.on_plan,
+                ack_flush_s=ACK_FLUSH_S,
             )
             self.publisher.start()
             self.store.add_listener(self.publisher.wake)
@@ -354,6 +400,7 @@ class Box:
                     (getattr(part, "close", None) or part.stop)()
                 except Exception:  # noqa: BLE001
                     log.exception("stopping %s", part)
+        self.flush_track(force=True)
         if self.publisher is not None:
             self.publisher.stop()
         if self.server is not None:

@@ -21,7 +21,12 @@ sent, without hand-overs between threads:
   ``online`` (retained) is published on every connect and ``offline`` on a clean stop.
 - Each connection is a fresh paho client: connect, and on any loss the pump waits an
   exponential backoff with jitter (``backoff_min`` doubling up to
-  ``mqtt.reconnect_max_s``) before the next attempt. A token bucket
+  ``mqtt.reconnect_max_s``) before the next attempt; while nobody answers at all (the
+  mobile link is down: timeouts, no route, no DNS) at most :data:`SILENT_RETRY_S`, so
+  the box is back within seconds of the link. The broker socket gets TCP keepalive
+  probes and TCP_USER_TIMEOUT (:func:`tune_socket`), so a link that dies silently
+  (half-open TCP) is noticed within about 1.1 keepalives (docs/mobile-link.md has the
+  measurements on the namespace test bed, deploy/netbed.py). A token bucket
   (``mqtt.rate_limit`` messages per second, one second of burst) paces every publish, so
   a backlog never floods a mobile link that has just come back.
 - Every ``thin_every_s`` the outbox is kept within ``mqtt.outbox_max_rows``
@@ -47,6 +52,7 @@ out of the thread: errors are logged, shown in :meth:`Publisher.stats` and retri
 from __future__ import annotations
 
 import collections
+import errno
 import json
 import logging
 import math
@@ -130,6 +136,53 @@ def tls_context(ca_file: str) -> ssl.SSLContext:
         ) from None
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     return ctx
+
+
+# A mobile link dies silently (packets vanish, no RST): the kernel's TCP timers notice it
+# long before paho's keepalive does (up to 2 keepalives after the last packet in) or
+# the default TCP retransmission limit (about 15 minutes).
+SILENT_RETRY_S = 4.0  # retry at least this often while the broker does not answer at all
+TCP_CONNECT_S = 6.0  # one connection attempt (TCP and TLS): SYNs at 0, 1 and 3 s
+
+
+def user_timeout_s(keepalive: float) -> float:
+    """TCP_USER_TIMEOUT for a keepalive (``mqtt.keepalive``): data unacknowledged this
+    long, or no answer to TCP keepalive probes for this long, kills the connection. Half
+    the keepalive, at least 10 s (a bad link's retransmission back-off must not end a
+    healthy connection) and at most the keepalive: a dead link is noticed within
+    about 1.1 keepalives, below the 1.5 after which the broker gives up on the box."""
+    return max(0.5 * keepalive, min(float(keepalive), 10.0))
+
+
+def tune_socket(sock: socket.socket, keepalive: float) -> None:
+    """TCP keepalive probes after half a keepalive of silence and TCP_USER_TIMEOUT (see
+    :func:`user_timeout_s`) on the broker connection. Linux options; elsewhere a no-op."""
+    ut = user_timeout_s(keepalive)
+    opts = [
+        (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+        (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPIDLE", None), max(1, int(keepalive / 2))),
+        (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPINTVL", None), max(1, int(keepalive / 10))),
+        (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPCNT", None), 5),
+        (socket.IPPROTO_TCP, getattr(socket, "TCP_USER_TIMEOUT", None), int(ut * 1000)),
+    ]
+    for level, opt, value in opts:
+        if opt is None:
+            continue
+        try:
+            sock.setsockopt(level, opt, value)
+        except OSError:
+            pass
+
+
+def silent_failure(e: BaseException) -> bool:
+    """A connection attempt nobody answered (timeout, no route, no DNS): the link is
+    down, not the broker; retrying costs a few SYNs, so it is retried every few seconds."""
+    if isinstance(e, socket.gaierror | TimeoutError | socket.timeout):
+        return True
+    return isinstance(e, OSError) and e.errno in {
+        errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN,
+        errno.EHOSTDOWN,
+    }  # fmt: skip
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -227,6 +280,7 @@ class Publisher:
         tally_max_s: float = 86_400.0,
         tally_full_s: float = 1800.0,
         resend_backoff_s: float = 600.0,
+        ack_flush_s: float = 0.25,
     ) -> None:
         cfg = {**DEFAULTS["mqtt"], **mqtt_cfg}
         if track_batch < 1 or max_inflight < 1:
@@ -252,6 +306,7 @@ class Publisher:
         self.poll_s = float(poll_s)
         self.connect_timeout = float(connect_timeout)
         self.stop_drain_s = float(stop_drain_s)
+        self.ack_flush_s = float(ack_flush_s)
         self.username: str = cfg["username"]
         self.password: str | None = (
             read_password(cfg["password_file"]) if cfg["password_file"] else None
@@ -373,7 +428,7 @@ class Publisher:
             "inflight": len(c.inflight) if c else 0,
             "reconnects": self._reconnects,
             "last_error": self._last_error,
-            "outbox_depth": self._depth,
+            "outbox_depth": max(0, self._depth - len(self._acked_rows)),
             "oldest_age_s": None if oldest is None else round(max(0.0, time.time() - oldest), 1),
             "thinned": self._thinned,
             "tallies": self._tallies,
@@ -599,16 +654,24 @@ class Publisher:
         client.on_socket_register_write = lambda _c, _u, _s: None
         client.max_inflight_messages_set(self.max_inflight + 4)
         client.max_queued_messages_set(0)
-        client.connect_timeout = min(self.connect_timeout, 30.0)
+        client.connect_timeout = min(self.connect_timeout, TCP_CONNECT_S)
         self._conn = _Conn(gen, client, time.monotonic())
         try:
             client.connect(self.host, self.port, self.keepalive)
         except (OSError, ValueError) as e:
-            self._last_error = f"cannot connect to {self.host}:{self.port}: {e}"
-            log.info("%s", self._last_error)
-            self._close(reconnect=True)
+            again = self._last_error == (err := f"cannot connect to {self.host}:{self.port}: {e}")
+            self._last_error = err
+            # a new reason once in the journal (on the SD card), not every few seconds
+            log.log(logging.DEBUG if again else logging.INFO, "%s", err)
+            # Nobody answered: the link is down; look again soon, so the box is back
+            # within seconds of the link (a refusing broker gets the full backoff).
+            self._close(reconnect=True, cap=SILENT_RETRY_S if silent_failure(e) else None)
+            return
+        sock = client.socket()
+        if sock is not None:
+            tune_socket(sock, self.keepalive)  # type: ignore[arg-type]
 
-    def _close(self, *, reconnect: bool) -> None:
+    def _close(self, *, reconnect: bool, cap: float | None = None) -> None:
         """Drop the connection; rows not acknowledged are pending again."""
         c = self._conn
         if c is None:
@@ -636,7 +699,8 @@ class Publisher:
                 log.warning("connection to %s:%d lost (%s)", self.host, self.port,
                             self._last_error)  # fmt: skip
         if reconnect:
-            delay = backoff_delay(self._attempt, self.backoff_min, self.backoff_max, self._rng)
+            cap = self.backoff_max if cap is None else min(cap, self.backoff_max)
+            delay = backoff_delay(self._attempt, self.backoff_min, cap, self._rng)
             self._attempt += 1
             self._next_attempt = time.monotonic() + delay
 
@@ -666,14 +730,15 @@ class Publisher:
         if not self._acked_rows:
             return
         c = self._conn
-        idle = c is None or not (c.inflight or c.more)
-        # One transaction (one fsync) per batch of acknowledgements; after a power cut
-        # the few acknowledged but unmarked rows are simply sent again (same ids).
+        idle = self.ack_flush_s <= 0.25 and (c is None or not (c.inflight or c.more))
+        # One transaction per batch of acknowledgements, at most every ``ack_flush_s``
+        # (the box: 10 s, fewer WAL writes on the SD card); after a power cut the few
+        # acknowledged but unmarked rows are simply sent again (same ids).
         if not (
             force
             or idle
             or len(self._acked_rows) >= 1000
-            or time.monotonic() - self._acked_since >= 0.25
+            or time.monotonic() - self._acked_since >= self.ack_flush_s
         ):
             return
         rows, self._acked_rows = self._acked_rows, []
