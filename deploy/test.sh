@@ -4,9 +4,10 @@
 source "$(dirname "$0")/dev-env.sh"
 # debootstrap + systemd-container: the box's units under a real systemd (tests/deploy/
 # test_systemd_boot.py); iproute2: the mobile-link test bed (network namespaces, tc netem);
-# nginx: the hub's caching proxy (tests/deploy/test_nginx_cache.py).
+# nginx: the hub's caching proxy (tests/deploy/test_nginx_cache.py); postgresql: the hub on
+# PostgreSQL (tests/pg.py starts a throwaway cluster of its own with initdb and pg_ctl).
 apt_need mosquitto mosquitto-clients chromium fonts-noto-core fonts-dejavu-core systemd \
-  debootstrap systemd-container iproute2 nginx
+  debootstrap systemd-container iproute2 nginx postgresql
 venv_install test
 export GPIOZERO_PIN_FACTORY=mock
 .venv/bin/ruff check --quiet . || { echo "vanbox: ruff found problems (above)" >&2; exit 1; }

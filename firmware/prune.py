@@ -15,7 +15,7 @@ from telemetry.config import load_config
 from telemetry.errors import VanboxError
 from telemetry.events import utcnow
 from telemetry.retention import prune
-from telemetry.store import Store
+from telemetry.stores import is_url, open_store
 
 
 def add_arguments(parser) -> None:
@@ -37,10 +37,10 @@ def run(args) -> int:
             raise VanboxError('hub.database = "": set the hub\'s database file to prune it')
     else:
         path = cfg.database["path"]
-    if not Path(path).exists():
+    if not is_url(path) and not Path(path).exists():
         raise VanboxError(f"{path}: no database there; nothing to prune")
     days = cfg.database["retention_days"]
-    store = Store(path, van="" if args.hub else cfg.van["id"], tz=cfg.timezone)
+    store = open_store(path, van="" if args.hub else cfg.van["id"], tz=cfg.timezone)
     try:
         result = prune(
             store,

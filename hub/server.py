@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from telemetry import registry
     from telemetry.homeassistant import HomeAssistantDiscovery
     from telemetry.privacy import known_vans
-    from telemetry.store import Store
+    from telemetry.stores import open_store
 
     from .workers import Children, Deferred, WorkerHub, worker_client_id, worker_count
 
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "no_ingest", False):
         workers = 0
     db = args.db or cfg.hub["database"] or cfg.database["path"]
-    store = Store(db, tz=cfg.timezone)
+    store = open_store(db, tz=cfg.timezone)  # a path: SQLite; postgresql://...: PostgreSQL
     prefix = cfg.mqtt["topic_prefix"]
     ha = None
     if cfg.hub["homeassistant"] and workers:

@@ -61,6 +61,7 @@ from paho.mqtt.properties import Properties
 from telemetry import kinds, topics
 from telemetry.errors import ConfigError
 from telemetry.store import Store
+from telemetry.stores import open_store
 
 from .ingest import HA_STATUS_TOPIC, Hub
 
@@ -253,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    store = Store(a.db or cfg.hub["database"] or cfg.database["path"], tz=cfg.timezone)
+    store = open_store(a.db or cfg.hub["database"] or cfg.database["path"], tz=cfg.timezone)
     hub = make_worker(cfg, store, a.index, count)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())

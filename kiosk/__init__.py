@@ -30,6 +30,7 @@ from flask.sessions import SecureCookieSessionInterface
 from telemetry.config import Config, default_config
 from telemetry.errors import ConfigError
 from telemetry.store import Store
+from telemetry.stores import is_url, open_store
 
 MODES = ("box", "hub")
 
@@ -143,9 +144,10 @@ def create_app(
         db_path = app.config.get("DATABASE") or (
             cfg.hub["database"] or cfg.database["path"] if mode == "hub" else cfg.database["path"]
         )
-        os.makedirs(os.path.dirname(os.path.abspath(db_path)), exist_ok=True)
-        store = Store(db_path, van="" if mode == "hub" else cfg.van["id"], tz=cfg.timezone,
-                      tid=cfg.van["tid"])  # fmt: skip
+        if not is_url(db_path):
+            os.makedirs(os.path.dirname(os.path.abspath(db_path)), exist_ok=True)
+        store = open_store(db_path, van="" if mode == "hub" else cfg.van["id"],
+                           tz=cfg.timezone, tid=cfg.van["tid"])  # fmt: skip
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(cfg, store)
     app.extensions["vanbox_config"] = cfg

@@ -32,7 +32,6 @@ import logging
 import os
 import re
 import secrets
-import sqlite3
 import tempfile
 import threading
 import time
@@ -43,6 +42,7 @@ from flask import current_app, request, session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from telemetry.errors import VanboxError
+from telemetry.stores import DB_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -334,9 +334,11 @@ class Lockout:
             until = now + self.window_s * min(LOCK_BACKOFF_MAX, 2**strikes)
             strikes, failures, first = strikes + 1, 0, now
         conn.execute(
-            "INSERT OR REPLACE INTO staff_failures"
+            "INSERT INTO staff_failures"
             " (name, client, failures, first, last, locked_until, strikes)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, client) DO UPDATE SET"
+            " failures = excluded.failures, first = excluded.first, last = excluded.last,"
+            " locked_until = excluded.locked_until, strikes = excluded.strikes",
             (name, client, failures, first, now, until, strikes),
         )
 
@@ -347,7 +349,7 @@ class Lockout:
                 self._bump(conn, self.key(name), client, now, self.max_failures)
                 self._bump(conn, ALL_NAMES, client, now, self.max_failures * self.NAMES_FACTOR)
                 self._trim(conn, now)
-        except sqlite3.Error as e:  # the database's health check reports it; log it here
+        except DB_ERRORS as e:  # the database's health check reports it; log it here
             log.error("staff login: cannot count a failed login (%s)", e)
 
     def _trim(self, conn, now: float) -> None:
@@ -446,7 +448,7 @@ class Sessions:
                         "UPDATE staff_sessions SET seen = max(seen, ?) WHERE id_hash = ?",
                         (now, h),
                     )
-            except sqlite3.Error as e:  # a full or read-only disk: reading goes on
+            except DB_ERRORS as e:  # a full or read-only disk: reading goes on
                 log.warning("staff session: cannot note the last request (%s)", e)
         return s, ""
 

@@ -345,8 +345,10 @@ def metrics(
         "SELECT a.metric, a.day, a.van, a.key, a.value FROM aggregates a"
         " JOIN agg_days d ON d.van = a.van AND d.day = a.day AND d.state > 0"
         f" WHERE a.metric IN ({marks}) AND a.day >= ? AND a.day < ?"
+        # the same range on agg_days: PostgreSQL does not carry it over the join itself
+        " AND d.day >= ? AND d.day < ?"
     )
-    args: list = [*names, s, e]
+    args: list = [*names, s, e, s, e]
     if van is not None:
         sql += " AND a.van = ?"
         args.append(van)

@@ -181,9 +181,9 @@ def test_duplicates_order_malformed_and_status(broker, hub_store):
         publish(c, "vanbox/van-c/selfie", "{}")
         publish(c, t("status"), "offline", retain=True)
         wait_for(lambda: hub.stats.received >= 14, "all 14 messages at the hub")
-        wait_for(lambda: hub_store.reader().execute(
-            "SELECT status FROM van_status WHERE van = 'van-c'").fetchone()[0] == "offline",
-            "the offline status")  # fmt: skip
+        wait_for(lambda: (hub_store.reader().execute(
+            "SELECT status FROM van_status WHERE van = 'van-c'").fetchone() or [None])[0]
+            == "offline", "the offline status")  # fmt: skip
     finally:
         c.loop_stop()
         c.disconnect()

@@ -1,0 +1,265 @@
+"""Benchmark: the hub on PostgreSQL beside the hub on SQLite.
+
+    .venv/bin/python benchmarks/bench_pg.py [--vans 1000] [--reps 20] [--url postgresql://...]
+
+Without ``--url`` it starts its own throwaway PostgreSQL cluster (tests/pg.py: initdb and
+pg_ctl as the postgres user on a free port; needs root and Debian's ``postgresql``), and
+stops it at the end.
+
+1. **Report pages, 1,000 vans over one year** (goal p95 <= 500 ms). The data is what the
+   hub holds after the daily job: every past day folded into the aggregates and its raw
+   rows pruned (``agg_days.state = 2``), plus the stop visits. Four vans' years from the
+   test generator (tests/telemetry/yeardata.py) are folded on SQLite by the real
+   retention code and copied to ``--vans`` vans with COPY (van and visit ids renamed).
+   Timed: every report (``reports.REPORTS``) of one van for a year, month, week and day
+   (random vans), and of the whole fleet for a day, week and month (and, for
+   information, a year), with the metric cache cleared before each. Baseline in the same
+   run: the same one-van reports on SQLite (the four template vans, folded).
+2. **Ingest**, events/s: the same events (three days of ``--ingest-vans`` vans) through
+   ``ingest_many`` in batches of 500 (the hub's batch) into SQLite, into PostgreSQL with
+   one writer and with two writers side by side; ratios against SQLite.
+
+The figures are bound by this machine (2 cores, PostgreSQL and the client on the same
+cores); they are printed, not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests" / "telemetry"), str(ROOT / "tests"), str(ROOT)]
+
+import yeardata  # noqa: E402
+
+from telemetry import metrics  # noqa: E402
+from telemetry.reports import REPORTS, period, report  # noqa: E402
+from telemetry.retention import fold  # noqa: E402
+from telemetry.stores import open_store  # noqa: E402
+
+YEAR = 2025
+TEMPLATES = 4
+MARK = "\x01"  # stands for the van id in the template's COPY text
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, round(q * (len(xs) - 1))))]
+
+
+def line(label: str, xs: list[float]) -> str:
+    return (
+        f"  {label:<34} n={len(xs):>4}  p50 {1000 * statistics.median(xs):8.1f} ms"
+        f"  p95 {1000 * pct(xs, 0.95):8.1f} ms  max {1000 * max(xs):8.1f} ms"
+    )
+
+
+# --- the data ------------------------------------------------------------------------
+
+
+def templates(workdir: Path):
+    """Four vans' years folded on SQLite: the SQLite baseline store and, per template,
+    the COPY text of its aggregates, stop visits and days."""
+    lite = open_store(workdir / "hub.db")
+    lite._conn.execute("PRAGMA synchronous = OFF")
+    vans = []
+    for i in range(TEMPLATES):
+        van = f"tmpl-{i}"
+        y = yeardata.generate(YEAR, seed=10 + i, van=van, sensor="door" if i == 3 else "beam-pair")
+        yeardata.bulk_insert(lite, y)
+        vans.append(van)
+    t0 = time.perf_counter()
+    fold(lite, datetime(YEAR + 1, 1, 2, tzinfo=UTC))
+    print(f"  folded {TEMPLATES} van-years on SQLite in {time.perf_counter() - t0:.1f} s")
+    conn = lite.reader()
+    out = []
+    for van in vans:
+        visit_ids = {r[0] for r in conn.execute("SELECT id FROM stop_visits WHERE van = ?", (van,))}
+
+        def key(k: str, visit_ids: set[str] = visit_ids) -> str:
+            return f"{MARK}/{k}" if k in visit_ids else k
+
+        agg = io.StringIO()
+        for m, d, _v, k, val in conn.execute(
+            "SELECT metric, day, van, key, value FROM aggregates WHERE van = ?", (van,)
+        ):
+            agg.write(f"{m}\t{d}\t{MARK}\t{key(k)}\t{val!r}\n")
+        sv = io.StringIO()
+        for r in conn.execute(
+            'SELECT id, arrived, "left", day, name, municipality, lat, lon, planned'
+            " FROM stop_visits WHERE van = ?",
+            (van,),
+        ):
+            left = "\\N" if r[2] is None else repr(r[2])
+            sv.write(f"{MARK}/{r[0]}\t{MARK}\t{r[1]!r}\t{left}\t{r[3]}\t{r[4]}\t{r[5]}\t"
+                     f"{r[6]!r}\t{r[7]!r}\t{r[8]}\n")  # fmt: skip
+        days = "".join(
+            f"{MARK}\t{r[0]}\t2\n"
+            for r in conn.execute("SELECT day FROM agg_days WHERE van = ?", (van,))
+        )
+        out.append((agg.getvalue(), sv.getvalue(), days))
+    return lite, vans, out
+
+
+def load(url: str, n_vans: int, tmpl) -> list[str]:
+    import psycopg
+
+    vans = [f"van-{i:04d}" for i in range(n_vans)]
+    t0 = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute("ALTER TABLE stop_visits DISABLE TRIGGER USER")
+        with c.cursor() as cur:
+            for table, cols, idx in (
+                ("aggregates", "metric, day, van, key, value", 0),
+                ("stop_visits", 'id, van, arrived, "left", day, name, municipality, lat, lon,'
+                 " planned", 1),
+                ("agg_days", "van, day, state", 2),
+            ):  # fmt: skip
+                with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as cp:
+                    for i, van in enumerate(vans):
+                        cp.write(tmpl[i % len(tmpl)][idx].replace(MARK, van))
+        c.execute("ALTER TABLE stop_visits ENABLE TRIGGER USER")
+        c.execute("VACUUM ANALYZE")
+        n = c.execute("SELECT count(*) FROM aggregates").fetchone()[0]
+        nv = c.execute("SELECT count(*) FROM stop_visits").fetchone()[0]
+    print(f"  COPY of {n_vans} vans: {n:,} aggregate rows, {nv:,} stop visits in"
+          f" {time.perf_counter() - t0:.1f} s")  # fmt: skip
+    return vans
+
+
+def timed_reports(store, p, van, reps: int) -> list[float]:
+    """One page: every report of the period (the metric cache cleared first)."""
+    out = []
+    for _ in range(reps):
+        metrics.clear_cache()
+        conn = store.reader()
+        t0 = time.perf_counter()
+        for name in REPORTS:
+            report(conn, name, p, van=van)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+PERIODS = {
+    "year": period("year", date(YEAR, 1, 1)),
+    "month": period("month", date(YEAR, 6, 1)),
+    "week": period("week", date(YEAR, 9, 10)),
+    "day": period("day", date(YEAR, 4, 4)),
+}
+
+
+def bench_reports(pg, lite, pg_vans, lite_vans, reps: int) -> None:
+    rnd = random.Random(1)
+    print("\nReport pages (all 10 reports of one period; p95 goal <= 500 ms):")
+    for kind, p in PERIODS.items():
+        base = [x for v in lite_vans for x in timed_reports(lite, p, v, max(1, reps // 4))]
+        got = [x for v in rnd.sample(pg_vans, reps) for x in timed_reports(pg, p, v, 1)]
+        print(line(f"one van, {kind}, SQLite (4 vans)", base))
+        print(line(f"one van, {kind}, PostgreSQL", got)
+              + f"  ratio p50 {statistics.median(got) / statistics.median(base):.1f}x")  # fmt: skip
+    for kind in ("day", "week", "month", "year"):
+        n = 3 if kind != "year" else 1
+        got = timed_reports(pg, PERIODS[kind], None, n)
+        print(line(f"whole fleet ({len(pg_vans)} vans), {kind}", got))
+
+
+# --- ingest ---------------------------------------------------------------------------
+
+
+def ingest_events(n_vans: int) -> list:
+    evs = []
+    for i in range(n_vans):
+        y = yeardata.generate(YEAR, seed=100 + i, van=f"ing-{i:03d}", days=3,
+                              start=date(YEAR, 4, 2), park_interval_s=30.0)  # fmt: skip
+        evs += y.positions + y.footfall + y.checkin_events + y.stop_visits()
+    evs.sort(key=lambda e: getattr(e, "time", None) or e.arrived)
+    return evs
+
+
+def ingest_rate(store, evs, writers: int) -> float:
+    batches = [evs[i : i + 500] for i in range(0, len(evs), 500)]
+    t0 = time.perf_counter()
+    if writers == 1:
+        for b in batches:
+            store.ingest_many(b)
+    else:
+        threads = [threading.Thread(target=lambda k=k: [store.ingest_many(b) for b in
+                                                          batches[k::writers]])
+                   for k in range(writers)]  # fmt: skip
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    return len(evs) / (time.perf_counter() - t0)
+
+
+def bench_ingest(new_pg_url, workdir: Path, n_vans: int) -> None:
+    evs = ingest_events(n_vans)
+    print(f"\nIngest: {len(evs):,} events of {n_vans} vans in batches of 500:")
+    lite = open_store(workdir / "ingest.db")
+    base = ingest_rate(lite, evs, 1)
+    lite.close()
+    print(f"  SQLite (synchronous=FULL, one writer)      {base:9,.0f} events/s")
+    for writers in (1, 2):
+        pg = open_store(new_pg_url(), max_size=4)
+        rate = ingest_rate(pg, evs, writers)
+        assert pg.count("positions") == sum(1 for e in evs if type(e).__name__ == "Position")
+        pg.close()
+        print(f"  PostgreSQL, {writers} writer(s)                  {rate:9,.0f} events/s"
+              f"  ratio {rate / base:.2f}x")  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--vans", type=int, default=1000)
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--ingest-vans", type=int, default=20)
+    ap.add_argument("--url", help="an existing PostgreSQL server's URL (its database 'postgres'"
+                    " is used to create and drop benchmark databases)")  # fmt: skip
+    a = ap.parse_args()
+    cluster = None
+    if a.url:
+        import psycopg
+
+        def new_db(prefix="bench"):
+            name = f"{prefix}_{int(time.time() * 1000)}"
+            with psycopg.connect(a.url, autocommit=True) as c:
+                c.execute(f'CREATE DATABASE "{name}"')
+            return a.url.rsplit("/", 1)[0] + "/" + name
+    else:
+        import pg
+
+        reason = pg.skip_reason()
+        if reason:
+            sys.exit(f"bench_pg: {reason} (or pass --url)")
+        cluster = pg.Cluster(durable=True)
+        new_db = cluster.database
+        print(f"PostgreSQL cluster: {cluster.bin.parent.name} on port {cluster.port}"
+              " (fsync and synchronous_commit on, as in production)")  # fmt: skip
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-pg-") as tmp:
+            work = Path(tmp)
+            lite, lite_vans, tmpl = templates(work)
+            url = new_db()
+            pgs = open_store(url, max_size=4)
+            pg_vans = load(url, a.vans, tmpl)
+            bench_reports(pgs, lite, pg_vans, lite_vans, a.reps)
+            pgs.close()
+            lite.close()
+            bench_ingest(new_db, work, a.ingest_vans)
+    finally:
+        if cluster is not None:
+            cluster.stop()
+
+
+if __name__ == "__main__":
+    main()
