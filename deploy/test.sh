@@ -11,8 +11,8 @@ apt_need mosquitto mosquitto-clients chromium fonts-noto-core fonts-dejavu-core 
 venv_install test
 export GPIOZERO_PIN_FACTORY=mock
 .venv/bin/ruff check --quiet . || { echo "vanbox: ruff found problems (above)" >&2; exit 1; }
-# One test after another by default (about 10 min on 2 cores). VANBOX_TEST_WORKERS=3 runs
-# three workers (pytest-xdist, about 5 min): most tests wait on brokers, browsers and child
-# processes rather than on the CPU, but a few browser tests that measure taps and reloads
-# can then miss their time window on a loaded 2-core machine.
-exec .venv/bin/python -m pytest -n "${VANBOX_TEST_WORKERS:-0}" --dist loadgroup "$@"
+# Three workers by default (pytest-xdist; about 7 min on 2 cores, most tests wait on
+# brokers, browsers and child processes rather than on the CPU): every browser test runs
+# on one of them, one after another (tests/conftest.py). VANBOX_TEST_WORKERS=0 runs one
+# test after another (about 13 min).
+exec .venv/bin/python -m pytest -n "${VANBOX_TEST_WORKERS:-3}" --dist loadgroup "$@"
