@@ -495,7 +495,7 @@ def chart_svg(name: str):
 
 def _file(data: bytes, fmt_: str, filename: str) -> Response:
     return Response(
-        data, mimetype=exports.FORMATS[fmt_],
+        data, content_type=exports.FORMATS[fmt_],
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )  # fmt: skip
 
