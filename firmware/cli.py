@@ -29,7 +29,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _chosen(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is not an option)."""
+    for a in argv:
+        if not a.startswith("-"):
+            return a if a in COMMANDS else None
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser. Only the chosen subcommand's module is imported (``argv=None``: every
+    one), so a package that one command needs (say, psycopg for a PostgreSQL hub) can never
+    stop another (``vanbox run`` on the box)."""
+    chosen = None if argv is None else _chosen(argv)
     p = argparse.ArgumentParser(
         prog="vanbox", description="Software for the JUNGregio outreach van."
     )
@@ -38,12 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (modname, help_) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_, description=help_)
         sp.set_defaults(_module=modname)
-        importlib.import_module(modname).add_arguments(sp)
+        if argv is None or name == chosen:
+            importlib.import_module(modname).add_arguments(sp)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
