@@ -12,9 +12,10 @@ stops it at the end.
    test generator (tests/telemetry/yeardata.py) are folded on SQLite by the real
    retention code and copied to ``--vans`` vans with COPY (van and visit ids renamed).
    Timed: every report (``reports.REPORTS``) of one van for a year, month, week and day
-   (random vans), and of the whole fleet for a day, week and month (and, for
-   information, a year), with the metric cache cleared before each. Baseline in the same
-   run: the same one-van reports on SQLite (the four template vans, folded).
+   (random vans), and of the whole fleet for a day, week, month and year, with the
+   metric cache cleared before each. Baseline in the same run: the same one-van reports
+   on SQLite (the four template vans, folded), and the fleet's pages on a SQLite hub
+   holding the same ``--vans`` vans (``--no-sqlite-fleet`` skips it).
 2. **Ingest**, events/s: the same events (three days of ``--ingest-vans`` vans) through
    ``ingest_many`` in batches of 500 (the hub's batch) into SQLite, into PostgreSQL with
    one writer and with two writers side by side; ratios against SQLite.
@@ -58,7 +59,7 @@ def pct(xs: list[float], q: float) -> float:
 
 def line(label: str, xs: list[float]) -> str:
     return (
-        f"  {label:<34} n={len(xs):>4}  p50 {1000 * statistics.median(xs):8.1f} ms"
+        f"  {label:<44} n={len(xs):>4}  p50 {1000 * statistics.median(xs):8.1f} ms"
         f"  p95 {1000 * pct(xs, 0.95):8.1f} ms  max {1000 * max(xs):8.1f} ms"
     )
 
@@ -136,6 +137,34 @@ def load(url: str, n_vans: int, tmpl) -> list[str]:
     return vans
 
 
+SQLITE_INSERT = (
+    "INSERT INTO aggregates (metric, day, van, key, value) VALUES (?,?,?,?,?)",
+    'INSERT INTO stop_visits (id, van, arrived, "left", day, name, municipality, lat, lon,'
+    " planned) VALUES (?,?,?,?,?,?,?,?,?,?)",
+    # after the stop visits, whose trigger marks their days raw (state 0)
+    "INSERT OR REPLACE INTO agg_days (van, day, state) VALUES (?,?,?)",
+)
+
+
+def load_sqlite(path: Path, pg_vans: list[str], tmpl) -> None:
+    """The same fleet into a SQLite hub (for the fleet pages' SQLite figures)."""
+    store = open_store(path)
+    conn = store._conn
+    conn.execute("PRAGMA synchronous = OFF")
+    t0 = time.perf_counter()
+    conn.execute("BEGIN")  # the store's connection is in autocommit mode
+    for idx, sql in enumerate(SQLITE_INSERT):
+        for i, van in enumerate(pg_vans):
+            text = tmpl[i % len(tmpl)][idx].replace(MARK, van)
+            rows = ([None if x == "\\N" else x for x in ln.split("\t")]
+                    for ln in text.splitlines())  # fmt: skip
+            conn.executemany(sql, rows)
+    conn.execute("COMMIT")
+    conn.execute("ANALYZE")
+    store.close()
+    print(f"  the same {len(pg_vans)} vans into SQLite in {time.perf_counter() - t0:.1f} s")
+
+
 def timed_reports(store, p, van, reps: int) -> list[float]:
     """One page: every report of the period (the metric cache cleared first)."""
     out = []
@@ -157,7 +186,7 @@ PERIODS = {
 }
 
 
-def bench_reports(pg, lite, pg_vans, lite_vans, reps: int) -> None:
+def bench_reports(pg, lite, pg_vans, lite_vans, reps: int, fleet_lite=None) -> None:
     rnd = random.Random(1)
     print("\nReport pages (all 10 reports of one period; p95 goal <= 500 ms):")
     for kind, p in PERIODS.items():
@@ -167,9 +196,13 @@ def bench_reports(pg, lite, pg_vans, lite_vans, reps: int) -> None:
         print(line(f"one van, {kind}, PostgreSQL", got)
               + f"  ratio p50 {statistics.median(got) / statistics.median(base):.1f}x")  # fmt: skip
     for kind in ("day", "week", "month", "year"):
-        n = 3 if kind != "year" else 1
+        n = max(3, reps // 2) if kind != "year" else 3
+        base = timed_reports(fleet_lite, PERIODS[kind], None, n) if fleet_lite else []
         got = timed_reports(pg, PERIODS[kind], None, n)
-        print(line(f"whole fleet ({len(pg_vans)} vans), {kind}", got))
+        if base:
+            print(line(f"whole fleet ({len(pg_vans)} vans), {kind}, SQLite", base))
+        ratio = f"  ratio p95 {pct(got, 0.95) / pct(base, 0.95):.1f}x" if base else ""
+        print(line(f"whole fleet ({len(pg_vans)} vans), {kind}, PostgreSQL", got) + ratio)
 
 
 # --- ingest ---------------------------------------------------------------------------
@@ -222,7 +255,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--vans", type=int, default=1000)
     ap.add_argument("--reps", type=int, default=20)
-    ap.add_argument("--ingest-vans", type=int, default=20)
+    ap.add_argument("--ingest-vans", type=int, default=20, help="0: no ingest benchmark")
+    ap.add_argument("--no-sqlite-fleet", action="store_true",
+                    help="fleet pages on PostgreSQL only (no SQLite copy)")  # fmt: skip
     ap.add_argument("--url", help="an existing PostgreSQL server's URL (its database 'postgres'"
                     " is used to create and drop benchmark databases)")  # fmt: skip
     a = ap.parse_args()
@@ -252,10 +287,17 @@ def main() -> None:
             url = new_db()
             pgs = open_store(url, max_size=4)
             pg_vans = load(url, a.vans, tmpl)
-            bench_reports(pgs, lite, pg_vans, lite_vans, a.reps)
+            fleet_lite = None
+            if not a.no_sqlite_fleet:
+                load_sqlite(work / "fleet.db", pg_vans, tmpl)
+                fleet_lite = open_store(work / "fleet.db")
+            bench_reports(pgs, lite, pg_vans, lite_vans, a.reps, fleet_lite)
             pgs.close()
             lite.close()
-            bench_ingest(new_db, work, a.ingest_vans)
+            if fleet_lite is not None:
+                fleet_lite.close()
+            if a.ingest_vans:
+                bench_ingest(new_db, work, a.ingest_vans)
     finally:
         if cluster is not None:
             cluster.stop()

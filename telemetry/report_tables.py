@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from .config import TOWN
-from .metrics import DEFAULT_CREW, Metric, _cur, metrics
+from .metrics import DEFAULT_CREW, Metric, sums, visit_counts
 
 NOT_AT_STOP = "(not at a stop)"
 SUPPRESSED = None  # what a suppressed cell holds; pages show it as "<3"
@@ -85,33 +85,6 @@ def _sum_by(rows: Iterable[Metric], metric: str, by: int = 3) -> dict[str, float
     return out
 
 
-def _visit_info(conn, ids: Iterable[str]) -> dict[str, sqlite3.Row | tuple]:
-    ids = [i for i in set(ids) if i]
-    out: dict = {}
-    for i in range(0, len(ids), 500):
-        chunk = ids[i : i + 500]
-        marks = ",".join("?" * len(chunk))
-        for r in (
-            _cur(conn)
-            .execute(
-                f"SELECT id, name, municipality, planned FROM stop_visits WHERE id IN ({marks})",
-                chunk,
-            )
-            .fetchall()
-        ):
-            out[r[0]] = tuple(r)
-    return out
-
-
-def _visits_in(conn, p: Period, van: str | None) -> list[tuple]:
-    sql = "SELECT id, day, name, municipality, planned FROM stop_visits WHERE day >= ? AND day < ?"
-    args: list = [p.start.isoformat(), p.end.isoformat()]
-    if van is not None:
-        sql += " AND van = ?"
-        args.append(van)
-    return [tuple(r) for r in _cur(conn).execute(sql, args).fetchall()]
-
-
 @dataclass(frozen=True)
 class Opts:
     """What the builders take from the config: the district town's name (every other
@@ -147,30 +120,40 @@ def _table(name, columns, rows, chart, notes, total=None) -> Table:
                  " ".join(n for n in notes if n))  # fmt: skip
 
 
+# Every builder asks for the same few sums (the same names per grouping), so the ten
+# reports of a page run three summing queries, remembered by telemetry.metrics.sums.
+_PER_STOP = ("visit_visitors", "visit_checkins", "visit_first")
+_PER_KEY = ("hour_visitors", "hour_checkins", "topic", "age", "first")
+_QUALITY = ("no_fix_s", "offline_s", "blocked_s", "blocked_n", "outside_n")
+_PER_DAY = ("visit_visitors", "visit_checkins", *_QUALITY)
+
+
+def _sums(conn, p: Period, van, o: Opts, by: str) -> dict[tuple, float]:
+    names = {"stop": _PER_STOP, "key": _PER_KEY, "day": _PER_DAY}[by]
+    return sums(conn, p.start, p.end, by, van=van, names=names, crew=o.crew)
+
+
+def _of(got: dict[tuple, float], metric: str) -> dict:
+    """``{key: value}`` of one metric of :func:`_sums`."""
+    return {k: n for (m, k), n in got.items() if m == metric}
+
+
 def _summary(conn, p: Period, van, o: Opts) -> Table:
-    m = metrics(
-        conn,
-        p.start,
-        p.end,
-        van=van,
-        crew=o.crew,
-        names=("visit_visitors", "visit_checkins", "first"),
-    )
-    per_visit = _sum_by(m, "visit_visitors")
-    info = _visit_info(conn, per_visit)
-    visitors = sum(per_visit.values())
-    rural = sum(n for k, n in per_visit.items() if k in info and info[k][2] != o.town)
-    checkins = sum(_sum_by(m, "visit_checkins").values())
-    first = _sum_by(m, "first")
-    visits = _visits_in(conn, p, van)
+    per_stop = _sums(conn, p, van, o, "stop")
+    vis = _of(per_stop, "visit_visitors")
+    visitors = sum(vis.values())
+    rural = sum(n for k, n in vis.items() if k is not None and k[1] != o.town)
+    checkins = sum(_of(per_stop, "visit_checkins").values())
+    first = _of(_sums(conn, p, van, o, "key"), "first")
+    visits = visit_counts(conn, p.start, p.end, "stop", van=van)
     rows = [
         ["Visitors", _int(visitors)],
         ["Check-ins", _int(checkins)],
         ["First visits", _int(first.get("1", 0))],
         ["Returning visitors", _int(first.get("0", 0))],
-        ["Stop visits (tour)", sum(1 for v in visits if v[4])],
-        ["Unplanned stops", sum(1 for v in visits if not v[4])],
-        ["Places served", len({v[2] for v in visits})],
+        ["Stop visits (tour)", sum(n for k, n in visits.items() if k[2])],
+        ["Unplanned stops", sum(n for k, n in visits.items() if not k[2])],
+        ["Places served", len({k[0] for k in visits})],
         [f"Visitors outside the town of {o.town}", _int(rural)],
         [f"Share outside the town of {o.town} (%)", _share(rural, visitors)],
     ]
@@ -185,42 +168,35 @@ def _summary(conn, p: Period, van, o: Opts) -> Table:
     )
 
 
+_NOWHERE = (NOT_AT_STOP, "", False)  # the stop of check-ins outside any visit
+
+
 def _per_visit(conn, p: Period, van, o: Opts):
-    m = metrics(
-        conn,
-        p.start,
-        p.end,
-        van=van,
-        crew=o.crew,
-        names=("visit_visitors", "visit_checkins", "visit_first"),
-    )
-    vis = _sum_by(m, "visit_visitors")
-    chk = _sum_by(m, "visit_checkins")
-    fst = _sum_by(m, "visit_first")
-    visits = _visits_in(conn, p, van)
-    info = {v[0]: (v[0], v[2], v[3], v[4]) for v in visits}
-    info.update(_visit_info(conn, (set(vis) | set(chk) | set(fst)) - set(info)))
-    return vis, chk, fst, visits, info
+    """The visitors, check-ins and first visits per stop (``None``: not at a stop) and
+    the stop visits per stop, in a fixed order (by stop)."""
+    per_stop = _sums(conn, p, van, o, "stop")
+    vis, chk, fst = (_of(per_stop, m) for m in _PER_STOP)
+    visits = dict(sorted(visit_counts(conn, p.start, p.end, "stop", van=van).items()))
+    return vis, chk, fst, visits
+
+
+def _sorted_stops(src: dict) -> list:
+    return sorted(src.items(), key=lambda kv: (kv[0] is None, kv[0] or _NOWHERE))
 
 
 def _stops(conn, p: Period, van, o: Opts) -> Table:
-    vis, chk, fst, visits, info = _per_visit(conn, p, van, o)
+    vis, chk, fst, visits = _per_visit(conn, p, van, o)
     acc: dict[tuple, list] = {}
-    for v in visits:
-        acc.setdefault((v[2], v[3], bool(v[4])), [0, 0.0, 0.0, 0.0])[0] += 1
+    for k, n in visits.items():
+        acc.setdefault(k, [0, 0.0, 0.0, 0.0])[0] += n
     for src, col in ((vis, 1), (chk, 2), (fst, 3)):
-        for k, n in src.items():
-            if k in info:
-                i = info[k]
-                key = (i[1], i[2], bool(i[3]))
-            else:
-                key = (NOT_AT_STOP, "", False)
-            acc.setdefault(key, [0, 0.0, 0.0, 0.0])[col] += n
+        for k, n in _sorted_stops(src):
+            acc.setdefault(_NOWHERE if k is None else k, [0, 0.0, 0.0, 0.0])[col] += n
     rows = [
         [name, muni, "yes" if planned else "no", a[0], _int(a[1]), _int(a[2]), _int(a[3])]
         for (name, muni, planned), a in acc.items()
     ]
-    rows.sort(key=lambda r: (r[0] == NOT_AT_STOP, -r[4], r[0]))
+    rows.sort(key=lambda r: (r[0] == NOT_AT_STOP, -r[4], r[0], r[1], r[2]))
     total = ["Total", "", "", sum(r[3] for r in rows)] + [
         sum(r[c] for r in rows) for c in (4, 5, 6)
     ]
@@ -235,13 +211,13 @@ def _stops(conn, p: Period, van, o: Opts) -> Table:
 
 
 def _municipalities(conn, p: Period, van, o: Opts) -> Table:
-    vis, chk, _fst, visits, info = _per_visit(conn, p, van, o)
+    vis, chk, _fst, visits = _per_visit(conn, p, van, o)
     acc: dict[str, list] = {}
-    for v in visits:
-        acc.setdefault(v[3], [0, 0.0, 0.0])[0] += 1
+    for k, n in visits.items():
+        acc.setdefault(k[1], [0, 0.0, 0.0])[0] += n
     for src, col in ((vis, 1), (chk, 2)):
-        for k, n in src.items():
-            muni = info[k][2] if k in info else NOT_AT_STOP
+        for k, n in _sorted_stops(src):
+            muni = NOT_AT_STOP if k is None else k[1]
             acc.setdefault(muni, [0, 0.0, 0.0])[col] += n
     total_vis = sum(a[1] for a in acc.values())
     rows = [
@@ -261,14 +237,14 @@ def _municipalities(conn, p: Period, van, o: Opts) -> Table:
 
 
 def _rural(conn, p: Period, van, o: Opts) -> Table:
-    vis, chk, _fst, visits, info = _per_visit(conn, p, van, o)
+    vis, chk, _fst, visits = _per_visit(conn, p, van, o)
     labels = (f"Town of {o.town}", "Rural municipalities")
     acc = {labels[0]: [0, 0.0, 0.0], labels[1]: [0, 0.0, 0.0]}
-    for v in visits:
-        acc[labels[v[3] != o.town]][0] += 1
+    for k, n in visits.items():
+        acc[labels[k[1] != o.town]][0] += n
     for src, col in ((vis, 1), (chk, 2)):
-        for k, n in src.items():
-            key = labels[info[k][2] != o.town] if k in info else NOT_AT_STOP
+        for k, n in _sorted_stops(src):
+            key = NOT_AT_STOP if k is None else labels[k[1] != o.town]
             acc.setdefault(key, [0, 0.0, 0.0])[col] += n
     total_vis = sum(a[1] for a in acc.values())
     rows = [[k, a[0], _int(a[1]), _int(a[2]), _share(a[1], total_vis)] for k, a in acc.items()]
@@ -282,10 +258,8 @@ def _rural(conn, p: Period, van, o: Opts) -> Table:
 
 
 def _hours(conn, p: Period, van, o: Opts) -> Table:
-    m = metrics(
-        conn, p.start, p.end, van=van, crew=o.crew, names=("hour_visitors", "hour_checkins")
-    )
-    vis, chk = _sum_by(m, "hour_visitors"), _sum_by(m, "hour_checkins")
+    per_key = _sums(conn, p, van, o, "key")
+    vis, chk = _of(per_key, "hour_visitors"), _of(per_key, "hour_checkins")
     hours = sorted({int(h) for h in vis} | {int(h) for h in chk})
     rows = []
     if hours:
@@ -302,20 +276,18 @@ def _hours(conn, p: Period, van, o: Opts) -> Table:
 
 
 def _weekdays(conn, p: Period, van, o: Opts) -> Table:
-    m = metrics(
-        conn, p.start, p.end, van=van, crew=o.crew, names=("visit_visitors", "visit_checkins")
-    )
+    per_day = _sums(conn, p, van, o, "day")
     vis = [0.0] * 7
     chk = [0.0] * 7
-    for metric, day, _v, _k, n in m:
+    for (metric, day), n in sorted(per_day.items()):
         wd = date.fromisoformat(day).weekday()
         if metric == "visit_visitors":
             vis[wd] += n
-        else:
+        elif metric == "visit_checkins":
             chk[wd] += n
     nvis = [0] * 7
-    for v in _visits_in(conn, p, van):
-        nvis[date.fromisoformat(v[1]).weekday()] += 1
+    for day, n in visit_counts(conn, p.start, p.end, "day", van=van).items():
+        nvis[date.fromisoformat(day).weekday()] += n
     rows = [[WEEKDAY_NAMES[i], nvis[i], _int(vis[i]), _int(chk[i])] for i in range(7)]
     return _table(
         "weekdays",
@@ -327,9 +299,9 @@ def _weekdays(conn, p: Period, van, o: Opts) -> Table:
 
 
 def _categories(name, metric, label, order, conn, p: Period, van, o: Opts) -> Table:
-    m = metrics(conn, p.start, p.end, van=van, crew=o.crew, names=(metric, "first"))
-    counts = _sum_by(m, metric)
-    checkins = sum(_sum_by(m, "first").values())
+    per_key = _sums(conn, p, van, o, "key")
+    counts = _of(per_key, metric)
+    checkins = sum(_of(per_key, "first").values())
     keys = [k for k in order if k in counts] + sorted(
         (k for k in counts if k not in order), key=lambda k: (-counts[k], k)
     )
@@ -371,11 +343,10 @@ def _first_visits(conn, p: Period, van, o: Opts) -> Table:
 
 
 def _quality(conn, p: Period, van, o: Opts) -> Table:
-    names = ("no_fix_s", "offline_s", "blocked_s", "blocked_n", "outside_n")
-    m = metrics(conn, p.start, p.end, van=van, crew=o.crew, names=names)
     per_day: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for metric, day, _v, _k, n in m:
-        per_day[day][metric] += n
+    for (metric, day), n in sorted(_sums(conn, p, van, o, "day").items()):
+        if metric in _QUALITY:
+            per_day[day][metric] += n
     rows = []
     for day in sorted(per_day):
         d = per_day[day]

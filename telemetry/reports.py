@@ -61,7 +61,7 @@ from .metrics import HOUR_S as HOUR_S
 from .metrics import METRICS as METRICS
 from .metrics import OPEN_VISIT_S as OPEN_VISIT_S
 from .metrics import Metric as Metric
-from .metrics import _cur
+from .metrics import _cur, visit_counts
 from .metrics import clear_cache as clear_cache
 from .metrics import metrics as metrics
 from .metrics import raw_metrics as raw_metrics
@@ -74,7 +74,7 @@ from .report_tables import WEEKDAY_NAMES as WEEKDAY_NAMES
 from .report_tables import Opts as Opts
 from .report_tables import Period as Period
 from .report_tables import Table as Table
-from .report_tables import _int, _sum_by, _visit_info, _visits_in, build
+from .report_tables import _int, _sum_by, _sums, build
 from .report_tables import period as period
 from .tour import open_visit
 
@@ -205,22 +205,22 @@ def annual(
     contacts), ``note``. With ``public=True`` a count from 1 to ``min_cell - 1`` is None.
     """
     p = period("year", date(year, 1, 1))
-    m = metrics(conn, p.start, p.end, van=van, crew=crew, names=("visit_visitors", "first"))
-    per_visit = _sum_by(m, "visit_visitors")
-    info = _visit_info(conn, per_visit)
-    contacts = _int(sum(per_visit.values()))
-    rural = _int(sum(n for k, n in per_visit.items() if k in info and info[k][2] != town))
-    first = _sum_by(m, "first")
-    visits = _visits_in(conn, p, van)
+    o = Opts(town=town, crew=crew)
+    per_stop = _sums(conn, p, van, o, "stop")
+    contacts = _int(sum(n for (m, _k), n in per_stop.items() if m == "visit_visitors"))
+    rural = _int(sum(n for (m, k), n in per_stop.items()
+                     if m == "visit_visitors" and k is not None and k[1] != town))  # fmt: skip
+    first = {k: n for (m, k), n in _sums(conn, p, van, o, "key").items() if m == "first"}
+    visits = visit_counts(conn, p.start, p.end, "stop", van=van)
     out = {
         "year": year,
         "period": p,
         "contacts": contacts,
         "first_contacts": _int(first.get("1", 0)),
         "checkins": _int(sum(first.values())),
-        "stops_served": sum(1 for v in visits if v[4]),
-        "unplanned_stops": sum(1 for v in visits if not v[4]),
-        "places_served": len({v[2] for v in visits}),
+        "stops_served": sum(n for k, n in visits.items() if k[2]),
+        "unplanned_stops": sum(n for k, n in visits.items() if not k[2]),
+        "places_served": len({k[0] for k in visits}),
         "rural_contacts": rural,
         "rural_share": round(rural / contacts, 4) if contacts else None,
         "topics": report(
