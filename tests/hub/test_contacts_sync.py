@@ -14,8 +14,6 @@ contacts of box and hub row by row: none missing, none twice.
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,12 +23,11 @@ import pytest
 from telemetry.contacts import validate
 from telemetry.events import Contact, new_hub_contact_id, utcnow
 from telemetry.store import Store
-from tests.telemetry.test_delivery import make_hub, outbox_empty, stop_hub
+from tests.telemetry.test_delivery import BoxProc, make_hub, outbox_empty, stop_hub
 
 pytestmark = pytest.mark.mqtt
 
 ROOT = Path(__file__).resolve().parents[2]
-CHILD = ROOT / "tests" / "telemetry" / "_delivery_child.py"
 VAN = "convan"
 FIELDS = {
     "kind": "beratung", "topics": ["job"], "duration": "15-30", "age_group": "18-20",
@@ -72,25 +69,6 @@ def record(store: Store, n: int, **over) -> list[Contact]:
     return store.record_many([Contact(utcnow(), **fields) for _ in range(n)])
 
 
-class BoxProc:
-    def __init__(self, db: Path, port: int) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(CHILD), "--db", str(db), "--port", str(port), "--van", VAN],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
 @pytest.fixture
 def box(tmp_path):
     s = Store(tmp_path / "box.db", van=VAN, tid="CV")
@@ -103,7 +81,7 @@ def test_contacts_recorded_while_the_hub_and_the_broker_are_down(broker, tmp_pat
     hstore, hub, _ = make_hub(hub_db, broker.port)  # the broker keeps the hub's session
     stop_hub(hstore, hub)
     broker.stop()
-    proc = BoxProc(box.path, broker.port)  # the box: no broker reachable
+    proc = BoxProc(box.path, broker.port, VAN)  # the box: no broker reachable
     try:
         record(box, 3)
         record(box, 2, kind="gruppe", persons=7, referrals=[])
@@ -127,7 +105,7 @@ def test_contacts_recorded_while_the_hub_and_the_broker_are_down(broker, tmp_pat
 def test_resend_after_the_hub_database_is_restored(broker, tmp_path, box):
     hub_db = tmp_path / "hub.db"
     hstore, hub, _ = make_hub(hub_db, broker.port)
-    proc = BoxProc(box.path, broker.port)
+    proc = BoxProc(box.path, broker.port, VAN)
     try:
         record(box, 2)
         wait_for(lambda: same(box.path, hub_db), "the first contacts on the hub")

@@ -108,9 +108,11 @@ def converged(box_db: Path, hub_db: Path) -> bool:
 
 
 class BoxProc:
-    def __init__(self, db: Path, port: int) -> None:
+    """The box's publisher on ``db`` in a child process (``_delivery_child.py``)."""
+
+    def __init__(self, db: Path, port: int, van: str = VAN) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(CHILD), "--db", str(db), "--port", str(port), "--van", VAN],
+            [sys.executable, str(CHILD), "--db", str(db), "--port", str(port), "--van", van],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,
