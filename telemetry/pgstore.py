@@ -46,7 +46,7 @@ from psycopg_pool import ConnectionPool
 
 from . import kinds, topics
 from .errors import StoreError
-from .events import Event, Position, to_epoch, utcnow
+from .events import Event, to_epoch, utcnow
 from .sql_dialect import numbered_args, translate, translate_schema
 from .store import Store, migrations
 
@@ -478,41 +478,11 @@ class PgStore(Store):
 
     # --- reading --------------------------------------------------------------------
 
-    def counter(self, key: str) -> int:
-        row = self.reader().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return int(row[0]) if row else 0
-
-    def today(self, when: datetime | None = None, van: str | None = None) -> dict[str, int]:
-        when = when or utcnow()
-        van = self.van if van is None else van
-        conn = self.reader()
-        t = kinds.footfall_today(conn, van, self.day_of(when))
-        t["checkins"] = conn.execute(
-            "SELECT count(*) FROM checkins WHERE van = ? AND day = ?", (van, self.day_of(when))
-        ).fetchone()[0]
-        return t
-
-    def last_position(
-        self, van: str | None = None, *, include_suspect: bool = False
-    ) -> Position | None:
-        van = self.van if van is None else van
-        sql = f"SELECT {kinds.POSITION.select} FROM positions WHERE van = ?"
-        if not include_suspect:
-            sql += " AND suspect = 0"
-        sql += " ORDER BY ts DESC LIMIT 1"
-        r = self.reader().execute(sql, (van,)).fetchone()
-        return None if r is None else kinds.POSITION.from_row(r)
-
-    def count(self, table: str, van: str | None = None) -> int:
-        if table != "outbox" and table not in {k.table for k in kinds.registered()}:
-            raise ValueError(f"no such table {table!r}")
-        if van is None or table == "outbox":
-            return self.reader().execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        return (
-            self.reader()
-            .execute(f"SELECT count(*) FROM {table} WHERE van = ?", (van,))
-            .fetchone()[0]
-        )
+    @contextmanager
+    def _reading(self) -> Iterator[PgReader]:
+        """Store's short reads (counter, today, last_position, count) on a pooled
+        connection per statement instead of the SQLite store's own under its lock."""
+        yield self.reader()
 
     def outbox_depth(self) -> int:
         return self.count("outbox")

@@ -331,23 +331,27 @@ class Store:
             (key, n),
         )
 
-    def counter(self, key: str) -> int:
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection for the short reads below (the store's own, under its lock;
+        :class:`telemetry.pgstore.PgStore` lends one from its pool)."""
         with self._lock:
-            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return int(row[0]) if row else 0
+            yield self._conn
 
-    def _today(self, conn: sqlite3.Connection, van: str, when: datetime) -> dict[str, int]:
-        return kinds.footfall_today(conn, van, self.day_of(when))
+    def counter(self, key: str) -> int:
+        with self._reading() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return int(row[0]) if row else 0
 
     def today(self, when: datetime | None = None, van: str | None = None) -> dict[str, int]:
         """Today's running totals (local day): in, out, pass, occupancy, checkins."""
         when = when or utcnow()
         van = self.van if van is None else van
-        with self._lock:
-            t = self._today(self._conn, van, when)
-            t["checkins"] = self._conn.execute(
-                "SELECT count(*) FROM checkins WHERE van = ? AND day = ?",
-                (van, self.day_of(when)),
+        day = self.day_of(when)
+        with self._reading() as conn:
+            t = kinds.footfall_today(conn, van, day)
+            t["checkins"] = conn.execute(
+                "SELECT count(*) FROM checkins WHERE van = ? AND day = ?", (van, day)
             ).fetchone()[0]
         return t
 
@@ -359,16 +363,14 @@ class Store:
         if not include_suspect:
             sql += " AND suspect = 0"
         sql += " ORDER BY ts DESC LIMIT 1"
-        with self._lock:
-            r = self._conn.execute(sql, (van,)).fetchone()
+        with self._reading() as conn:
+            r = conn.execute(sql, (van,)).fetchone()
         return None if r is None else kinds.POSITION.from_row(r)
 
     def count(self, table: str, van: str | None = None) -> int:
         if table != "outbox" and table not in {k.table for k in kinds.registered()}:
             raise ValueError(f"no such table {table!r}")
-        with self._lock:
+        with self._reading() as conn:
             if van is None or table == "outbox":
-                return self._conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            return self._conn.execute(
-                f"SELECT count(*) FROM {table} WHERE van = ?", (van,)
-            ).fetchone()[0]
+                return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            return conn.execute(f"SELECT count(*) FROM {table} WHERE van = ?", (van,)).fetchone()[0]
