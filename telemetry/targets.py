@@ -186,6 +186,13 @@ def _target(r) -> Target:
 _COLS = "year, van, code, value, profile, label, unit, lower_better, updated, updated_by"
 
 
+def _row(t: Target) -> tuple:
+    """``t`` as the values of ``_COLS``."""
+    profile = json.dumps(list(t.profile)) if t.profile else None
+    return (t.year, t.van, t.code, t.value, profile, t.label, t.unit, int(t.lower_better),
+            t.updated, t.updated_by)  # fmt: skip
+
+
 def targets(conn: sqlite3.Connection, year: int, van: str) -> dict[str, Target]:
     rows = conn.execute(
         f"SELECT {_COLS} FROM targets WHERE year = ? AND van = ? ORDER BY code", (year, van)
@@ -299,18 +306,7 @@ def save(store: Store, t: Target, *, user: str, now: float) -> bool:
             " profile = excluded.profile, label = excluded.label, unit = excluded.unit,"
             " lower_better = excluded.lower_better, updated = excluded.updated,"
             " updated_by = excluded.updated_by",
-            (
-                t.year,
-                t.van,
-                t.code,
-                t.value,
-                json.dumps(list(t.profile)) if t.profile else None,
-                t.label,
-                t.unit,
-                int(t.lower_better),
-                t.updated,
-                t.updated_by,
-            ),
+            _row(t),
         )
         if old is None:
             _log(conn, now, user, t, "target", None, "angelegt")
@@ -431,18 +427,7 @@ def copy_year(store: Store, src: int, dst: int, van: str, *, user: str, now: flo
             t = replace(t, year=dst, updated=now, updated_by=user)
             conn.execute(
                 f"INSERT INTO targets ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    t.year,
-                    t.van,
-                    t.code,
-                    t.value,
-                    json.dumps(list(t.profile)) if t.profile else None,
-                    t.label,
-                    t.unit,
-                    int(t.lower_better),
-                    t.updated,
-                    t.updated_by,
-                ),
+                _row(t),
             )
             _log(conn, now, user, t, "target", None, f"aus {src} übernommen")
             _log(conn, now, user, t, "value", None, fmt_number(t.value))
