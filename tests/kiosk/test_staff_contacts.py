@@ -20,8 +20,8 @@ from telemetry.config import default_config
 from telemetry.config_funders import DEFAULT_PARTNERS
 from telemetry.events import Footfall, StopVisit, to_epoch
 from telemetry.store import Store
+from tests.kiosk.test_staff_plan import PASSWORD, login, token_of
 
-PASSWORD = "lange-genug-2026"
 T = datetime(2026, 11, 23, 13, 47, 12, tzinfo=UTC)  # Monday 14:47 in Peine
 VAN = "jungregio-1"
 OTHER = "van-b"
@@ -63,21 +63,8 @@ def hub(tmp_path):
     contacts._codes = old
 
 
-def token_of(page: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-
-
 def cid_of(page: str) -> str:
     return re.search(r'name="cid" value="([^"]+)"', page).group(1)
-
-
-def login(app):
-    c = app.test_client()
-    page = c.get("/staff/login").text
-    r = c.post("/staff/login", data={"name": "anna", "password": PASSWORD,
-                                     "csrf_token": token_of(page)})  # fmt: skip
-    assert r.status_code == 302
-    return c
 
 
 def checked(page: str, name: str) -> list[str]:
