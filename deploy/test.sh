@@ -11,8 +11,9 @@ apt_need mosquitto mosquitto-clients chromium fonts-noto-core fonts-dejavu-core 
 venv_install test
 export GPIOZERO_PIN_FACTORY=mock
 .venv/bin/ruff check --quiet . || { echo "vanbox: ruff found problems (above)" >&2; exit 1; }
-# Three workers by default (pytest-xdist; about 7 min on 2 cores, most tests wait on
-# brokers, browsers and child processes rather than on the CPU): every browser test runs
-# on one of them, one after another (tests/conftest.py). VANBOX_TEST_WORKERS=0 runs one
-# test after another (about 13 min).
-exec .venv/bin/python -m pytest -n "${VANBOX_TEST_WORKERS:-3}" --dist loadgroup "$@"
+# Two workers by default, one per core (pytest-xdist): every browser test runs on one of
+# them, one after another (tests/conftest.py), so the browser's tap and reload timings are
+# not starved by a third process. VANBOX_TEST_WORKERS=3 is about 7 min on 2 cores (most
+# tests wait on brokers, browsers and child processes); 0 runs one test after another
+# (about 13 min).
+exec .venv/bin/python -m pytest -n "${VANBOX_TEST_WORKERS:-2}" --dist loadgroup "$@"

@@ -383,7 +383,7 @@ def test_twenty_fast_taps_make_one_checkin(serve, db, browser, javascript):
                 break
             except PlaywrightError:
                 continue
-        assert page.url.endswith("/en/thanks")
+        assert page.url.endswith("/en/thanks"), (page.url, page.locator("body").inner_text())
         if javascript:
             assert gate.held == 1  # the page's own guard: one submit per form
         else:
