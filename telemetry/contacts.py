@@ -192,7 +192,7 @@ def form_fields(form: Any) -> dict[str, Any]:
     first = form.get("first_contact")
     out["first_contact"] = {"1": True, "0": False}.get(first, first)
     raw = (form.get("persons") or "1").strip()
-    out["persons"] = int(raw) if raw.isdigit() and len(raw) <= 3 else raw
+    out["persons"] = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 3 else raw
     return out
 
 

@@ -286,7 +286,11 @@ def test_hub_picks_a_van_and_refuses_bad_input(small):
 )
 @given(
     year=st.one_of(st.integers(1990, 2110).map(str), st.text(max_size=8)),
-    table=st.one_of(st.sampled_from(SHEET_NAMES), st.text(min_size=1, max_size=12)),
+    # ("/" is no part of a path segment: werkzeug decodes %2F and redirects "//")
+    table=st.one_of(
+        st.sampled_from(SHEET_NAMES),
+        st.text(st.characters(blacklist_characters="/"), min_size=1, max_size=12),
+    ),
 )
 def test_any_year_or_table_is_answered_or_refused_clearly(small, year, table):
     """The query is checked once, where it enters: a year 2000..2100 (ASCII digits) is
