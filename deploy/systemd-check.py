@@ -541,13 +541,22 @@ def _restarted(s: Session, sig: str, journal_line: str, timeout: float) -> float
 
 def check_watchdog(s: Session) -> None:
     """SIGSTOP: no more WATCHDOG=1; systemd kills the box after WatchdogSec and restarts it."""
+    since = s.box.run("date '+%Y-%m-%d %H:%M:%S'").stdout.strip()
     s.figures["watchdog_restart_s"] = _restarted(s, "STOP", "Watchdog timeout", 60)
+
     # SIGABRT (WatchdogSignal=) reached the box: faulthandler wrote where its threads were
-    log = s.box.run("journalctl -u vanbox -n 400 --no-pager -o cat").stdout
-    if "Fatal Python error: Aborted" not in log or "Current thread" not in log:
+    # (journald may take a moment to file the dying process's stderr)
+    def dumped() -> str:
+        log = s.box.run(f"journalctl -u vanbox --since '{since}' --no-pager -o cat").stdout
+        return log if "Fatal Python error: Aborted" in log and "Current thread" in log else ""
+
+    try:
+        wait_for("the thread dump in the journal", dumped, 15)
+    except CheckError:
+        log = s.box.run(f"journalctl -u vanbox --since '{since}' --no-pager -o cat").stdout
         raise CheckError(
             f"no thread dump from the watchdog's SIGABRT in the journal:\n{log[-3000:]}"
-        )
+        ) from None
 
 
 def check_sigkill(s: Session) -> None:
