@@ -125,7 +125,9 @@ def demo_tour(route: Route, tz) -> list[dict]:
     for leg in route.stops():
         name, muni, lat, lon = leg.stop
         a, b = leg.start.astimezone(tz), leg.end.astimezone(tz)
-        end = b if b.date() == a.date() else a.replace(hour=23, minute=59)
+        last = a.replace(hour=23, minute=59, second=0, microsecond=0)  # a plan entry's day ends
+        a = min(a, last - timedelta(minutes=1))  # a stop reached at 23:59 opens a minute early
+        end = min(max(b if b.date() == a.date() else last, a + timedelta(minutes=1)), last)
         out.append(
             {
                 "name": name,
@@ -135,7 +137,7 @@ def demo_tour(route: Route, tz) -> list[dict]:
                 "radius_m": 150.0,
                 "weekdays": [WEEKDAYS[a.weekday()]],
                 "start": a.strftime("%H:%M"),
-                "end": max(end, a + timedelta(minutes=1)).strftime("%H:%M"),
+                "end": end.strftime("%H:%M"),
             }
         )
     return out

@@ -138,3 +138,20 @@ def test_demo_start_is_never_later_than_now():
     assert sim_start("08:44", tz, now).day == 23
     assert sim_start("08:46", tz, now) == datetime(2026, 11, 22, 8, 46, tzinfo=tz)
     assert sim_start("now", tz, now) == now
+
+
+def test_demo_tour_is_a_valid_plan_for_a_stop_reached_around_midnight():
+    """A demo started near midnight (the test suite's demo run at 00:5x) reached a stop at
+    23:59, and the plan entry ended at 00:00: "end must be after start"."""
+    from zoneinfo import ZoneInfo
+
+    from firmware.simulator import Leg, Route
+
+    tz = ZoneInfo("Europe/Berlin")
+    here = (52.32, 10.23)
+    for hh, mm in ((23, 59), (23, 58), (23, 40), (0, 0), (12, 0)):
+        a = datetime(2026, 11, 29, hh, mm, 30, tzinfo=tz)
+        leg = Leg(a, a + timedelta(minutes=20), here, here, ("Peine, Markt", "Peine", *here))
+        (entry,) = demo_tour(Route([leg]), tz)
+        assert entry["start"] < entry["end"], entry
+        default_config({"tour": {"stops": [entry]}})  # ConfigError if the plan is invalid
