@@ -323,10 +323,12 @@ def _links(van: str | None) -> dict[str, str]:
 
 
 class Formatter(Words):
-    """The same wording the page's JavaScript uses, for the first (server) render."""
+    """The same wording the page's JavaScript uses, for the first (server) render. Its
+    list's lines show each visit's day, time and place, so a change's note says only
+    what changed (:meth:`Words.change`)."""
 
     def __init__(self, t: dict[str, str], today: str, now: datetime) -> None:
-        super().__init__(t, today)
+        super().__init__(t, today, in_list=True)
         self.now = now
 
     def ago(self, iso: str | None) -> str:

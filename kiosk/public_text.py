@@ -5,6 +5,11 @@ one dict per language, the same keys in each (``tests/kiosk/test_public_i18n.py`
 that). ``dir`` is the writing direction, ``digits`` the digits the language writes
 numbers with (Arabic-Indic for Arabic, Persian for Farsi), ``date`` a day and month.
 The page's JavaScript gets the same dict, so both render the same words.
+
+A changed visit has two wordings: ``say_*`` is a whole sentence with its day, time and
+place (it stands alone, as in the iCalendar feed); ``note_*`` says only what changed, for
+a list line that already shows the day, time and place (``say_extra`` and ``say_reason``
+serve both).
 """
 
 from __future__ import annotations
@@ -70,6 +75,9 @@ TEXT: dict[str, dict[str, str]] = {
         "say_moved": "{when} {place} ist verlegt auf {new}.",
         "say_extra": "Sondertermin.",
         "say_reason": "Grund: {r}",
+        "note_cancelled": "Fällt aus.",
+        "note_delayed": "Verspätet um {n} Minuten (statt {t} Uhr).",
+        "note_moved": "Verlegt (statt {day} {t} Uhr).",
         "timetable": "Wochenplan",
         "calendar": "Kalender abonnieren (ICS)",
         "tt_title": "Wochenplan der Busse",
@@ -139,6 +147,9 @@ TEXT: dict[str, dict[str, str]] = {
         "say_moved": "{when} {place} has moved to {new}.",
         "say_extra": "Extra date.",
         "say_reason": "Reason: {r}",
+        "note_cancelled": "Cancelled.",
+        "note_delayed": "Delayed by {n} minutes (was {t}).",
+        "note_moved": "Moved (was {day} {t}).",
         "timetable": "Weekly timetable",
         "calendar": "Subscribe to the calendar (ICS)",
         "tt_title": "Weekly timetable of the vans",
@@ -208,6 +219,9 @@ TEXT: dict[str, dict[str, str]] = {
         "say_moved": "{when} {place} şu zamana taşındı: {new}.",
         "say_extra": "Ek tarih.",
         "say_reason": "Neden: {r}",
+        "note_cancelled": "İptal edildi.",
+        "note_delayed": "{n} dakika gecikmeli (planlanan: {t}).",
+        "note_moved": "Taşındı (planlanan: {day} {t}).",
         "timetable": "Haftalık plan",
         "calendar": "Takvime abone ol (ICS)",
         "tt_title": "Otobüslerin haftalık planı",
@@ -277,6 +291,9 @@ TEXT: dict[str, dict[str, str]] = {
         "say_moved": "{when} {place}: نُقل الموعد إلى {new}.",
         "say_extra": "موعد إضافي.",
         "say_reason": "السبب: {r}",
+        "note_cancelled": "أُلغي الموعد.",
+        "note_delayed": "تأخير {n} دقيقة (بدلًا من الساعة {t}).",
+        "note_moved": "نُقل الموعد (بدلًا من {day} {t}).",
         "timetable": "الجدول الأسبوعي",
         "calendar": "الاشتراك في التقويم (ICS)",
         "tt_title": "الجدول الأسبوعي للحافلات",
@@ -346,6 +363,9 @@ TEXT: dict[str, dict[str, str]] = {
         "say_moved": "{when} {place} перенесено на {new}.",
         "say_extra": "Додаткова дата.",
         "say_reason": "Причина: {r}",
+        "note_cancelled": "Скасовано.",
+        "note_delayed": "Затримка на {n} хв (замість {t}).",
+        "note_moved": "Перенесено (замість {day} {t}).",
         "timetable": "Розклад на тиждень",
         "calendar": "Підписатися на календар (ICS)",
         "tt_title": "Розклад автобусів на тиждень",
@@ -415,6 +435,9 @@ TEXT: dict[str, dict[str, str]] = {
         "say_moved": "{when} {place} перенесено на {new}.",
         "say_extra": "Дополнительная дата.",
         "say_reason": "Причина: {r}",
+        "note_cancelled": "Отменено.",
+        "note_delayed": "Задержка на {n} мин (вместо {t}).",
+        "note_moved": "Перенесено (вместо {day} {t}).",
         "timetable": "Расписание на неделю",
         "calendar": "Подписаться на календарь (ICS)",
         "tt_title": "Расписание автобусов на неделю",
@@ -484,6 +507,9 @@ TEXT: dict[str, dict[str, str]] = {
         "say_moved": "{when} {place} منتقل شد به {new}.",
         "say_extra": "تاریخ اضافی.",
         "say_reason": "دلیل: {r}",
+        "note_cancelled": "لغو شد.",
+        "note_delayed": "{n} دقیقه تأخیر (به‌جای {t}).",
+        "note_moved": "منتقل شد (به‌جای {day} {t}).",
         "timetable": "برنامهٔ هفتگی",
         "calendar": "اشتراک تقویم (ICS)",
         "tt_title": "برنامهٔ هفتگی اتوبوس‌ها",

@@ -90,10 +90,16 @@ def visit_dict(v: PlannedVisit) -> dict[str, Any]:
 class Words:
     """Dates, times and a visit's status in plain words, in the page's language (its
     digits too: Arabic-Indic for Arabic, Persian for Farsi). The public map's JavaScript
-    (``static/public/public.js``) says the same."""
+    (``static/public/public.js``) says the same.
 
-    def __init__(self, t: dict[str, str], today: str) -> None:
-        self.t, self.today = t, today
+    A changed visit is said in one of two ways: :meth:`change` for a line that already
+    shows the visit's day, time and place (the live map's and the timetable's lists: only
+    what changed), :meth:`sentence` where the words stand alone (the iCalendar feed).
+    :meth:`note` is the one for these words' place: ``in_list`` (the pages' lists) or
+    not (the default, the calendar)."""
+
+    def __init__(self, t: dict[str, str], today: str, *, in_list: bool = False) -> None:
+        self.t, self.today, self.in_list = t, today, in_list
         ds = t.get("digits", "0123456789")
         self._digits = str.maketrans("0123456789", ds) if ds != "0123456789" else None
 
@@ -132,6 +138,28 @@ class Words:
                                           place=n["name"])  # fmt: skip
 
     def note(self, n: dict[str, Any]) -> str:
+        """A changed visit in the words for this place (see the class), else ""."""
+        return self.change(n) if self.in_list else self.sentence(n)
+
+    def change(self, n: dict[str, Any]) -> str:
+        """Only what changed, for a line that shows the visit as it now takes place (its
+        day, time and place): "Fällt aus. Grund: ...", "Verspätet um 20 Minuten (statt
+        14:30 Uhr).", "Verlegt (statt heute 14:30 Uhr).", "Sondertermin."; else ""."""
+        t, status = self.t, n.get("status", "planned")
+        planned = n["planned_start"]
+        if status == "cancelled":
+            s = t["note_cancelled"]
+        elif status == "delayed":
+            s = t["note_delayed"].format(n=self.num(n.get("delay_min", 0)), t=self.hm(planned))
+        elif status == "moved":
+            s = t["note_moved"].format(day=self.day(planned), t=self.hm(planned))
+        elif status == "extra":
+            s = t["say_extra"]
+        else:
+            return ""
+        return self._with_reason(s, n)
+
+    def sentence(self, n: dict[str, Any]) -> str:
         """ "Heute 14:30 Edemissen fällt aus. Grund: ..." for a changed visit, else ""."""
         t, status = self.t, n.get("status", "planned")
         when = f"{self.day(n['planned_start'], capital=True)} {self.hm(n['planned_start'])}"
@@ -149,8 +177,11 @@ class Words:
             s = t["say_extra"]
         else:
             return ""
+        return self._with_reason(s, n)
+
+    def _with_reason(self, s: str, n: dict[str, Any]) -> str:
         if n.get("reason"):
-            s += " " + t["say_reason"].format(r=n["reason"])
+            s += " " + self.t["say_reason"].format(r=n["reason"])
         return s
 
 
@@ -177,7 +208,7 @@ def _page(vans: list[Van], one: bool) -> Response:
     today = now.astimezone(cfg.tz).date()
     first = _week_start(today, week)
     days = [first + timedelta(days=i) for i in range(7)]
-    words = Words(t, today.isoformat())
+    words = Words(t, today.isoformat(), in_list=True)
     sections = []
     for v in vans:
         by_day: dict[date, list[dict[str, Any]]] = {d: [] for d in days}

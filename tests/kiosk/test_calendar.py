@@ -134,7 +134,11 @@ def test_delay_moves_the_start_and_says_why(hub):
     assert ev.decoded("DTSTART") == datetime(2026, 11, 26, 9, 15, tzinfo=UTC)  # 10:15 CET
     assert str(ev["STATUS"]) == "CONFIRMED"
     assert int(ev["SEQUENCE"]) > int(before["van-b.rathaus.20261126@vanbox"]["SEQUENCE"])
-    assert "45 Minuten" in str(ev["DESCRIPTION"]) and "Reifenpanne" in str(ev["DESCRIPTION"])
+    # An entry's description stands alone: the whole sentence, with the day, time and place
+    # the visit had (the public pages' lists say only what changed, next to the visit).
+    assert str(ev["DESCRIPTION"]) == (
+        "Do 26.11. 09:30 Rathaus verspätet sich um 45 Minuten (ab 10:15 Uhr). Grund: Reifenpanne"
+    )
 
 
 def test_all_vans_feed_has_every_public_van(hub):

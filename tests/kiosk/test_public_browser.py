@@ -292,6 +292,8 @@ SCHULE = PlanStop("schule", "Edemissen, Schulzentrum", "Edemissen", 52.386, 10.2
                   (0, 3), dtime(14, 30), dtime(18, 0))  # fmt: skip
 BAHNHOF = PlanStop("bahnhof", "Vechelde, Bahnhof", "Vechelde", 52.261, 10.366, 150.0, (0, 1, 4),
                    dtime(9, 30), dtime(12, 30))  # fmt: skip
+FESTPLATZ = PlanStop("festplatz", "Ilsede, Festplatz", "Ilsede", 52.26, 10.2, 150.0, (),
+                     dtime(16, 0), dtime(18, 0))  # fmt: skip
 
 
 class FixedClock:
@@ -302,7 +304,8 @@ class FixedClock:
 @pytest.fixture
 def plan_server(tmp_path):
     """The hub's app (in this process, a fixed clock) with two published vans with their
-    own plans: van-a's 14:30 visit today is cancelled, van-b's 09:30 visit delayed."""
+    own plans: van-a's 14:30 visit today is cancelled and it has an extra visit tomorrow;
+    van-b's 09:30 visit today is delayed, tomorrow's moved to Wednesday 11:00-12:00."""
     from werkzeug.serving import make_server
 
     from kiosk import create_app
@@ -322,8 +325,14 @@ def plan_server(tmp_path):
                            reason="Krankheit im Team")  # fmt: skip
     delay = PlanException(id=new_id(), kind="delay", date=MON_0900.date(), stop_key="bahnhof",
                           delay_min=30, reason="Stau auf der B1")  # fmt: skip
-    change_plan(st, "van-a", lambda p: p.with_exception(cancel))
-    change_plan(st, "van-b", lambda p: p.with_exception(delay))
+    tomorrow = MON_0900.date() + timedelta(days=1)
+    extra = PlanException(id=new_id(), kind="extra", date=tomorrow, stop=FESTPLATZ,
+                          start=dtime(16, 0), end=dtime(18, 0))  # fmt: skip
+    move = PlanException(id=new_id(), kind="move", date=tomorrow, stop_key="bahnhof",
+                         new_date=tomorrow + timedelta(days=1), start=dtime(11, 0),
+                         end=dtime(12, 0))  # fmt: skip
+    for van, ex in (("van-a", cancel), ("van-a", extra), ("van-b", delay), ("van-b", move)):
+        change_plan(st, van, lambda p, ex=ex: p.with_exception(ex))
     app = create_app({"TESTING": True}, config=default_config(), store=st, mode="hub")
     app.extensions["vanbox_clock"] = FixedClock()
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -340,15 +349,21 @@ def plan_server(tmp_path):
 def test_van_page_with_a_cancelled_visit(browser, plan_server, screenshot_dir, width, height):
     base, app = plan_server
     server_html = app.test_client().get("/van/van-a").get_data(as_text=True)
-    said = "Heute 14:30 Edemissen, Schulzentrum fällt aus. Grund: Krankheit im Team"
-    assert said in server_html  # the first render, without JavaScript
+    # The line says when and where (struck through); its note says what changed, once.
+    said = "Fällt aus. Grund: Krankheit im Team"
+    assert f'<span class="note">{said}</span>' in server_html  # the first render, no script
+    assert "Heute 14:30" not in server_html  # the old sentence said day, time, place again
     ctx, page = new_page(browser, width, height, [])
     try:
         page.goto(base + "/van/van-a")
-        note = page.locator("article.van .next li.st-cancelled .note")
+        line = page.locator("article.van .next li.st-cancelled")
+        note = line.locator(".note")
         assert note.inner_text() == said  # the script's render says exactly the same
         page.wait_for_function("() => window.vanboxPublic.polls >= 1")
         assert note.inner_text() == said
+        assert line.locator(".when").inner_text() == "heute, 14:30–18:00 Uhr"
+        assert line.inner_text().count("Edemissen, Schulzentrum") == 1
+        assert line.inner_text().count("14:30") == 1
         assert page.locator("article.van").count() == 1
         assert "Vechelde" not in page.locator("#vans").inner_text()  # van-b's plan, not here
         struck = page.locator(".next li.st-cancelled .stop").evaluate(
@@ -360,9 +375,12 @@ def test_van_page_with_a_cancelled_visit(browser, plan_server, screenshot_dir, w
         # All vans: each with its own notice.
         page.goto(base + "/?view=list")
         b = page.locator('article.van[data-van="van-b"]')
-        assert ("Heute 09:30 Vechelde, Bahnhof verspätet sich um 30 Minuten (ab 10:00 Uhr)."
-                " Grund: Stau auf der B1") in b.inner_text()  # fmt: skip
-        assert "fällt aus" not in b.inner_text()
+        delayed = b.locator("li.st-delayed")
+        assert delayed.locator(".when").inner_text() == "heute, 10:00–12:30 Uhr"
+        assert delayed.locator(".note").inner_text() == (
+            "Verspätet um 30 Minuten (statt 09:30 Uhr). Grund: Stau auf der B1"
+        )
+        assert "Fällt aus" not in b.inner_text()
     finally:
         ctx.close()
 
@@ -377,7 +395,8 @@ def test_weekly_timetable(browser, plan_server, screenshot_dir, width, height):
         days = page.locator('section[data-van="van-a"] ol.tt > li')
         assert days.count() == 7
         today = page.locator('section[data-van="van-a"] ol.tt > li.today')
-        assert "fällt aus" in today.inner_text()
+        assert "Fällt aus. Grund: Krankheit im Team" in today.inner_text()
+        assert today.inner_text().count("Edemissen, Schulzentrum") == 1
         # On a desktop the week is one row of seven days; on a phone one day under another.
         boxes = [days.nth(i).bounding_box() for i in range(7)]
         same_row = len({round(b["y"]) for b in boxes}) == 1
@@ -394,6 +413,71 @@ def test_weekly_timetable(browser, plan_server, screenshot_dir, width, height):
         page.get_by_role("link", name="Nächste Woche").click()
         page.wait_for_url("**week=1**")
         assert "Woche vom 30.11." in page.locator(".tt-nav .week").inner_text()
-        assert "fällt aus" not in page.locator("main").inner_text()
+        assert "Fällt aus" not in page.locator("main").inner_text()
     finally:
         ctx.close()
+
+
+@pytest.mark.parametrize("lang", ["de", "en", "tr", "ar", "uk", "ru", "fa"])
+def test_each_change_said_once_with_and_without_javascript(browser, plan_server, screenshot_dir,
+                                                           lang):  # fmt: skip
+    """Every kind of change (cancelled, delayed, moved, extra) on the all-vans list: the
+    script's lines say exactly what the server's (no JavaScript) say, in every language;
+    each line names its place and time once; the struck-through cancelled line says
+    "cancelled" in words (a screen reader does not read the strike)."""
+    from kiosk.public_text import TEXT
+
+    base, _ = plan_server
+    t = TEXT[lang]
+    url = f"{base}/?view=list&lang={lang}"
+    lines = {}
+    for js in (False, True):
+        ctx = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True,
+                                  is_mobile=True, device_scale_factor=1, locale="de-DE",
+                                  java_script_enabled=js)  # fmt: skip
+        ctx.route(lambda url: not url.startswith("http://127.0.0.1"), lambda r: r.abort())
+        page = ctx.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
+        try:
+            page.goto(url)
+            if js:
+                page.wait_for_function("() => window.vanboxPublic.polls >= 1")
+            items = page.locator("ul.next li")
+            lines[js] = [items.nth(i).inner_text() for i in range(items.count())]
+            statuses = [items.nth(i).get_attribute("class").split()[0] for i in
+                        range(items.count())]  # fmt: skip
+            assert set(statuses) == {"st-planned", "st-cancelled", "st-delayed", "st-moved",
+                                     "st-extra"}  # fmt: skip
+            for i, status in enumerate(statuses):
+                if status == "st-planned":
+                    continue
+                li = items.nth(i)
+                line, note = li.inner_text(), li.locator(".note").inner_text()
+                place, when = li.locator(".stop").inner_text(), li.locator(".when").inner_text()
+                start = when.split(t["sep"])[-1].split("–")[0]  # the time it takes place at
+                assert note and place not in note and start not in note, line
+                assert line.count(place) == 1 and line.count(start) == 1, line
+            cancelled = page.locator("li.st-cancelled")
+            assert t["note_cancelled"] in cancelled.inner_text()
+            struck = cancelled.locator(".stop").evaluate(
+                "e => getComputedStyle(e).textDecorationLine"
+            )
+            assert struck == "line-through"
+            assert (
+                cancelled.locator(".note").evaluate("e => getComputedStyle(e).textDecorationLine")
+                == "none"
+            )
+            assert errors == []
+            if js:
+                page.screenshot(path=str(screenshot_dir / f"public-changes-{lang}.png"),
+                                full_page=True)  # fmt: skip
+                from axe_playwright_python.sync_playwright import Axe
+
+                result = Axe().run(page)
+                serious = [v["id"] for v in result.response["violations"]
+                           if v["impact"] in ("serious", "critical")]  # fmt: skip
+                assert serious == [], result.generate_report()
+        finally:
+            ctx.close()
+    assert lines[True] == lines[False]

@@ -113,6 +113,33 @@ def test_digits_and_dates_in_the_language():
     assert de.day("2026-11-24T10:00") == "morgen"
 
 
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_change_in_a_list_and_alone(lang):
+    """In a list (the line shows day, time and place) a change says only what changed;
+    alone (the calendar's words, the default) it is the whole sentence."""
+    t = TEXT[lang]
+    visit = {"name": "Edemissen, Schulzentrum", "start": "2026-11-24T11:00+01:00",
+             "end": "2026-11-24T12:00+01:00", "planned_start": "2026-11-23T14:30+01:00",
+             "delay_min": 0, "reason": "Regen"}  # fmt: skip
+    listed, alone = Words(t, "2026-11-23", in_list=True), Words(t, "2026-11-23")
+    for status in ("cancelled", "delayed", "moved", "extra"):
+        n = {**visit, "status": status}
+        if status == "delayed":
+            n.update(start="2026-11-23T14:50+01:00", end="2026-11-23T18:00+01:00", delay_min=20)
+        note, sentence = listed.note(n), alone.note(n)
+        assert note == listed.change(n) and sentence == alone.sentence(n)
+        assert note.endswith(t["say_reason"].format(r="Regen")), (status, note)
+        assert visit["name"] not in note and listed.day(n["start"]) not in note, (status, note)
+        if status != "extra":  # an extra visit is the same few words either way
+            assert visit["name"] in sentence, (status, sentence)
+    n = {**visit, "status": "delayed", "start": "2026-11-23T14:50+01:00", "delay_min": 20}
+    assert listed.note(n).startswith(t["note_delayed"].format(n=listed.num(20),
+                                                              t=listed.num("14:30")))  # fmt: skip
+    moved = listed.note({**visit, "status": "moved"})
+    assert moved.startswith(t["note_moved"].format(day=t["today"], t=listed.num("14:30")))
+    assert listed.note({**visit, "status": "planned"}) == alone.note({**visit}) == ""
+
+
 @pytest.mark.parametrize(
     ("header", "want"),
     [("ar,en;q=0.5", "ar"), ("fa-IR", "fa"), ("uk-UA,uk;q=0.9", "uk"), ("tr", "tr"),

@@ -4,6 +4,7 @@ published vans (a new van is not public, a retired one disappears)."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import urllib.parse
@@ -14,6 +15,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as hst
 
 from kiosk import create_app
+from kiosk.public_text import LANGS, TEXT
+from kiosk.timetable import Words
 from telemetry import registry
 from telemetry.config import default_config
 from telemetry.plan import PlanException, PlanStop, change_plan, new_id
@@ -90,6 +93,26 @@ def names(view: dict) -> list[str]:
     return [n["name"] for n in view["next"]]
 
 
+def text(fragment: str) -> str:
+    """An HTML fragment's text, as read: no tags, entities decoded, spaces collapsed."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+
+def items(page: str) -> list[tuple[str, str, str]]:
+    """Each visit's line in a public page's lists (the live map's "next dates", the
+    timetable's days): its status, what it says before its note (day, time, place), and
+    the note."""
+    out = []
+    for status, li in re.findall(r'<li class="st-(\w+)[^"]*">(.*?)</li>', page, re.S):
+        head, _, note = li.partition('<span class="note">')
+        out.append((status, text(head), text(note)))
+    return out
+
+
+def lines(page: str) -> list[tuple[str, str]]:
+    return [(head, note) for _, head, note in items(page)]
+
+
 def test_each_van_shows_its_own_next_visits(hub):
     app, _ = hub
     c = app.test_client()
@@ -138,17 +161,20 @@ def test_cancellation_and_delay_in_plain_words(hub):
     assert (rathaus["status"], rathaus["delay_min"], rathaus["start"][11:16]) == (
         "delayed", 30, "10:00")  # fmt: skip
     page = c.get("/").get_data(as_text=True)
-    assert "Heute 14:30 Schule fällt aus. Grund: Krankheit im Team" in page
-    assert "Heute 09:30 Rathaus verspätet sich um 30 Minuten (ab 10:00 Uhr). Grund: Stau" in page
+    # The line says when and where; its note only what changed (said once, not twice).
+    said = lines(page)
+    assert ("heute, 14:30–18:00 Uhr Schule", "Fällt aus. Grund: Krankheit im Team") in said
+    assert ("Nächster Halt heute, 10:00–12:00 Uhr Rathaus",
+            "Verspätet um 30 Minuten (statt 09:30 Uhr). Grund: Stau") in said  # fmt: skip
     # Each van's page has its own notice only.
     page_b = c.get("/van/van-b").get_data(as_text=True)
-    assert "verspätet sich" in page_b and "fällt aus" not in page_b
+    assert "Verspätet um" in page_b and "Fällt aus" not in page_b
     en = c.get("/van/van-a?lang=en").get_data(as_text=True)
-    assert "Today 14:30 Schule is cancelled. Reason: Krankheit im Team" in en
+    assert ("today, 14:30–18:00 Schule", "Cancelled. Reason: Krankheit im Team") in lines(en)
     # The page's script says the same on every poll (its texts come with the page).
     client = json.loads(page.split('id="public-config" type="application/json">')[1]
                         .split("</script>")[0])  # fmt: skip
-    assert client["text"]["say_cancelled"] == "{when} {place} fällt aus."
+    assert client["text"]["note_cancelled"] == "Fällt aus."
     assert client["data"]["vans"][0]["next"][1]["status"] == "cancelled"
 
 
@@ -158,7 +184,59 @@ def test_tomorrow_and_moved_in_plain_words(hub):
     except_(st, "van-a", kind="move", date=MONDAY, stop_key="markt",
             new_date=MONDAY + timedelta(days=1), start=time(11, 0), end=time(12, 0))  # fmt: skip
     page = app.test_client().get("/van/van-a").get_data(as_text=True)
-    assert "Morgen 10:00 Markt ist verlegt auf Di 24.11., 11:00–12:00 Uhr." in page
+    # The line shows the new day and time; the note the old ones.
+    assert ("Di 24.11., 11:00–12:00 Uhr Markt", "Verlegt (statt morgen 10:00 Uhr).") in lines(page)
+
+
+FESTPLATZ = PlanStop("festplatz", "Festplatz", "Ilsede", 52.26, 10.2, 150.0, (), time(16, 0),
+                     time(18, 0))  # fmt: skip
+
+
+def every_kind_of_change(st: Store) -> None:
+    """Monday (today): van-a's Schule cancelled, van-b's Rathaus 30 minutes late and its
+    Sportplatz (15:00) moved to Tuesday 11-12; Tuesday: van-a's extra visit at a festival."""
+    except_(st, "van-a", kind="cancel", date=MONDAY, stop_key="schule", reason="Krankheit")
+    except_(st, "van-b", kind="delay", date=MONDAY, stop_key="rathaus", delay_min=30,
+            reason="Stau")  # fmt: skip
+    except_(st, "van-b", kind="move", date=MONDAY, stop_key="sportplatz",
+            new_date=MONDAY + timedelta(days=1), start=time(11, 0), end=time(12, 0))  # fmt: skip
+    except_(st, "van-a", kind="extra", date=MONDAY + timedelta(days=1), stop=FESTPLATZ,
+            start=time(16, 0), end=time(18, 0))  # fmt: skip
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_each_change_is_said_once_in_every_language(hub, lang):
+    """A changed visit's line shows its day, time and place once; its note says what
+    changed and repeats none of them (the old full sentence "Heute 14:30 Schule fällt
+    aus." after "heute, 14:30-18:00 Uhr Schule" said the cancellation twice)."""
+    app, st = hub
+    every_kind_of_change(st)
+    t = TEXT[lang]
+    words = Words(t, MONDAY.isoformat())
+    # status: (place, shown day, shown start, the start it had)
+    want = {
+        "cancelled": ("Schule", "2026-11-23", "14:30", "14:30"),
+        "delayed": ("Rathaus", "2026-11-23", "10:00", "09:30"),
+        "moved": ("Sportplatz", "2026-11-24", "11:00", "15:00"),
+        "extra": ("Festplatz", "2026-11-24", "16:00", "16:00"),
+    }
+    c = app.test_client()
+    for path in (f"/?lang={lang}", f"/timetable?lang={lang}"):
+        changed = {s: (h, n) for s, h, n in items(c.get(path).get_data(as_text=True))
+                   if s != "planned"}  # fmt: skip
+        assert set(changed) == set(want), path
+        for status, (place, day, start, was) in want.items():
+            head, note = changed[status]
+            line = f"{head} {note}"
+            assert line.count(place) == 1, (path, line)
+            assert line.count(words.num(start)) == 1, (path, line)  # the time as it is now
+            assert words.day(day) not in note, (path, note)
+            assert note, (path, status)
+            if was != start:  # the note says the time it had, which the line does not
+                assert words.num(was) in note and words.num(was) not in head, (path, line)
+        # The struck-through cancelled line says "cancelled" in words too (screen readers).
+        assert t["note_cancelled"] in changed["cancelled"][1]
+        assert t["say_reason"].format(r="Krankheit") in changed["cancelled"][1]
 
 
 def test_a_new_van_is_not_public_until_published(hub):
@@ -202,14 +280,15 @@ def test_weekly_timetable(hub):
     assert sections == ["van-a", "van-b"]
     a = page.split('data-van="van-a"')[1].split('data-van="van-b"')[0]
     assert a.count('class="st-planned"') == 2  # Mon Markt, Wed Markt
-    assert "Heute 14:30 Schule fällt aus. Grund: Fortbildung" in a
+    assert ("14:30–18:00 Uhr Schule (Edemissen)", "Fällt aus. Grund: Fortbildung") in lines(a)
     assert "Rathaus" not in a
     one = c.get("/van/van-b/timetable").get_data(as_text=True)
     assert "Wochenplan: Bus Süd" in one and "Schule" not in one
     assert one.count('class="st-planned"') == 3  # Mon Rathaus, Mon Sportplatz, Thu Rathaus
     assert "/van/van-b/calendar.ics" in one
     en = c.get("/timetable?lang=en").get_data(as_text=True)
-    assert "Weekly timetable of the vans" in en and "Today 14:30 Schule is cancelled." in en
+    assert "Weekly timetable of the vans" in en
+    assert ("14:30–18:00 Schule (Edemissen)", "Cancelled. Reason: Fortbildung") in lines(en)
 
 
 @pytest.mark.parametrize(
@@ -250,8 +329,8 @@ def test_box_shows_its_own_van_its_own_plan(tmp_path):
             reason="Regen",
         )
         page = c.get("/map").get_data(as_text=True)
-        assert "Heute 14:30 Schule fällt aus. Grund: Regen" in page
-        assert "fällt aus" in c.get("/map/timetable").get_data(as_text=True)
+        assert ("heute, 14:30–18:00 Uhr Schule", "Fällt aus. Grund: Regen") in lines(page)
+        assert "Fällt aus." in c.get("/map/timetable").get_data(as_text=True)
         assert c.get("/timetable").status_code == 404  # the hub's routes are not on the box
         assert c.get("/staff/fleet/").status_code == 404  # nor the registry pages
     finally:

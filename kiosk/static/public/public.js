@@ -16,7 +16,8 @@
       return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
     });
   }
-  function fmt(s, k, v) { return s.replace("{" + k + "}", v); }
+  // A function as the replacement: a "$&" or "$1" in a name or reason stays as it is.
+  function fmt(s, k, v) { return s.replace("{" + k + "}", function () { return v; }); }
   // The language's digits (Arabic-Indic, Persian), as kiosk/timetable.py Words.num.
   function num(x) {
     return String(x).replace(/[0-9]/g, function (c) { return T.digits.charAt(+c); });
@@ -33,22 +34,16 @@
     var wd = (new Date(dt).getUTCDay() + 6) % 7; // Monday = 0
     return T.weekdays.split(",")[wd] + " " + date(+p[2], +p[1]);
   }
-  function dayCap(iso) {
-    var d = day(iso);
-    if (d === T.today) return T.Today;
-    if (d === T.tomorrow) return T.Tomorrow;
-    return d;
-  }
   function span(n) { return fmt(fmt(T.time_range, "a", hm(n.start)), "b", hm(n.end)); }
-  // A changed visit in plain words, as kiosk/timetable.py Words.note says it.
+  // A changed visit: only what changed, as kiosk/timetable.py Words.change says it (the
+  // list line around it already shows the visit's day, time and place).
   function note(n) {
-    var when = dayCap(n.planned_start) + " " + hm(n.planned_start), s;
-    if (n.status === "cancelled") s = T.say_cancelled;
-    else if (n.status === "delayed") s = fmt(fmt(T.say_delayed, "n", num(n.delay_min)), "t", hm(n.start));
-    else if (n.status === "moved") s = fmt(T.say_moved, "new", day(n.start) + T.sep + span(n));
+    var s, was = n.planned_start;
+    if (n.status === "cancelled") s = T.note_cancelled;
+    else if (n.status === "delayed") s = fmt(fmt(T.note_delayed, "n", num(n.delay_min)), "t", hm(was));
+    else if (n.status === "moved") s = fmt(fmt(T.note_moved, "day", day(was)), "t", hm(was));
     else if (n.status === "extra") s = T.say_extra;
     else return "";
-    s = fmt(fmt(s, "when", when), "place", n.name);
     if (n.reason) s += " " + fmt(T.say_reason, "r", n.reason);
     return s;
   }
