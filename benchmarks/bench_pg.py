@@ -10,12 +10,16 @@ stops it at the end.
    hub holds after the daily job: every past day folded into the aggregates and its raw
    rows pruned (``agg_days.state = 2``), plus the stop visits. Four vans' years from the
    test generator (tests/telemetry/yeardata.py) are folded on SQLite by the real
-   retention code and copied to ``--vans`` vans with COPY (van and visit ids renamed).
+   retention code and copied to ``--vans`` vans with COPY (van and visit ids renamed;
+   every van its own stops, every three vans their own municipalities, as in a fleet of
+   many districts), then the fleet rollup (telemetry/rollup.py) is built, timed.
    Timed: every report (``reports.REPORTS``) of one van for a year, month, week and day
    (random vans), and of the whole fleet for a day, week, month and year, with the
-   metric cache cleared before each. Baseline in the same run: the same one-van reports
-   on SQLite (the four template vans, folded), and the fleet's pages on a SQLite hub
-   holding the same ``--vans`` vans (``--no-sqlite-fleet`` skips it).
+   metric cache cleared before each. Baselines in the same run: the same one-van reports
+   on SQLite (the four template vans, folded); the fleet's pages without the rollup
+   (switched off: every period out of date, so they read the aggregates as before); and
+   the fleet's pages on a SQLite hub holding the same ``--vans`` vans, with its own
+   rollup (``--no-sqlite-fleet`` skips it).
 2. **Ingest**, events/s: the same events (three days of ``--ingest-vans`` vans) through
    ``ingest_many`` in batches of 500 (the hub's batch) into SQLite, into PostgreSQL with
    one writer and with two writers side by side; ratios against SQLite.
@@ -42,7 +46,7 @@ sys.path[:0] = [str(ROOT / "tests" / "telemetry"), str(ROOT / "tests"), str(ROOT
 
 import yeardata  # noqa: E402
 
-from telemetry import metrics  # noqa: E402
+from telemetry import rollup, sums  # noqa: E402
 from telemetry.reports import REPORTS, period, report  # noqa: E402
 from telemetry.retention import fold  # noqa: E402
 from telemetry.stores import open_store  # noqa: E402
@@ -50,6 +54,7 @@ from telemetry.stores import open_store  # noqa: E402
 YEAR = 2025
 TEMPLATES = 4
 MARK = "\x01"  # stands for the van id in the template's COPY text
+DISTRICT = "\x02"  # stands for the van's district (three vans share one)
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -101,7 +106,9 @@ def templates(workdir: Path):
             (van,),
         ):
             left = "\\N" if r[2] is None else repr(r[2])
-            sv.write(f"{MARK}/{r[0]}\t{MARK}\t{r[1]!r}\t{left}\t{r[3]}\t{r[4]}\t{r[5]}\t"
+            # every van its own stops, every district its own municipalities
+            sv.write(f"{MARK}/{r[0]}\t{MARK}\t{r[1]!r}\t{left}\t{r[3]}\t{r[4]} ({MARK})\t"
+                     f"{r[5]} ({DISTRICT})\t"
                      f"{r[6]!r}\t{r[7]!r}\t{r[8]}\n")  # fmt: skip
         days = "".join(
             f"{MARK}\t{r[0]}\t2\n"
@@ -109,6 +116,25 @@ def templates(workdir: Path):
         )
         out.append((agg.getvalue(), sv.getvalue(), days))
     return lite, vans, out
+
+
+def _text(tmpl, i: int, idx: int, van: str) -> str:
+    return tmpl[i % len(tmpl)][idx].replace(MARK, van).replace(DISTRICT, f"district {i // 3}")
+
+
+def build_rollup(store, label: str) -> None:
+    """The bulk load bypassed the daily fold: sum the fleet rollup up, timed."""
+    t0 = time.perf_counter()
+    n = rollup.mark_all(store)
+    rollup.refresh(store)
+    print(f"  fleet rollup of {n} periods built on {label} in {time.perf_counter() - t0:.1f} s")
+
+
+def set_rollup(store, on: bool) -> None:
+    """Switch the rollup off (every period out of date: the pages read the aggregates, as
+    before the rollup) or back on, for the baseline in the same run."""
+    with store.transaction() as conn:
+        conn.execute("UPDATE rollup_periods SET state = ?", (1 if on else 0,))
 
 
 def load(url: str, n_vans: int, tmpl) -> list[str]:
@@ -127,7 +153,7 @@ def load(url: str, n_vans: int, tmpl) -> list[str]:
             ):  # fmt: skip
                 with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as cp:
                     for i, van in enumerate(vans):
-                        cp.write(tmpl[i % len(tmpl)][idx].replace(MARK, van))
+                        cp.write(_text(tmpl, i, idx, van))
         c.execute("ALTER TABLE stop_visits ENABLE TRIGGER USER")
         c.execute("VACUUM ANALYZE")
         n = c.execute("SELECT count(*) FROM aggregates").fetchone()[0]
@@ -155,7 +181,7 @@ def load_sqlite(path: Path, pg_vans: list[str], tmpl) -> None:
     conn.execute("BEGIN")  # the store's connection is in autocommit mode
     for idx, sql in enumerate(SQLITE_INSERT):
         for i, van in enumerate(pg_vans):
-            text = tmpl[i % len(tmpl)][idx].replace(MARK, van)
+            text = _text(tmpl, i, idx, van)
             rows = ([None if x == "\\N" else x for x in ln.split("\t")]
                     for ln in text.splitlines())  # fmt: skip
             conn.executemany(sql, rows)
@@ -169,7 +195,7 @@ def timed_reports(store, p, van, reps: int) -> list[float]:
     """One page: every report of the period (the metric cache cleared first)."""
     out = []
     for _ in range(reps):
-        metrics.clear_cache()
+        sums.clear_cache()
         conn = store.reader()
         t0 = time.perf_counter()
         for name in REPORTS:
@@ -195,14 +221,20 @@ def bench_reports(pg, lite, pg_vans, lite_vans, reps: int, fleet_lite=None) -> N
         print(line(f"one van, {kind}, SQLite (4 vans)", base))
         print(line(f"one van, {kind}, PostgreSQL", got)
               + f"  ratio p50 {statistics.median(got) / statistics.median(base):.1f}x")  # fmt: skip
+    fleet = f"whole fleet ({len(pg_vans)} vans)"
     for kind in ("day", "week", "month", "year"):
-        n = max(3, reps // 2) if kind != "year" else 3
-        base = timed_reports(fleet_lite, PERIODS[kind], None, n) if fleet_lite else []
+        n = max(3, reps // 2) if kind != "year" else max(3, reps // 4)
         got = timed_reports(pg, PERIODS[kind], None, n)
-        if base:
-            print(line(f"whole fleet ({len(pg_vans)} vans), {kind}, SQLite", base))
-        ratio = f"  ratio p95 {pct(got, 0.95) / pct(base, 0.95):.1f}x" if base else ""
-        print(line(f"whole fleet ({len(pg_vans)} vans), {kind}, PostgreSQL", got) + ratio)
+        set_rollup(pg, False)
+        old = timed_reports(pg, PERIODS[kind], None, 3)
+        set_rollup(pg, True)
+        print(line(f"{fleet}, {kind}, PostgreSQL, no rollup", old))
+        ratio = f"  ratio p95 {pct(got, 0.95) / pct(old, 0.95):.2f}x"
+        if fleet_lite:
+            base = timed_reports(fleet_lite, PERIODS[kind], None, n)
+            print(line(f"{fleet}, {kind}, SQLite", base))
+            ratio += f", to SQLite {pct(got, 0.95) / pct(base, 0.95):.2f}x"
+        print(line(f"{fleet}, {kind}, PostgreSQL", got) + ratio)
 
 
 # --- ingest ---------------------------------------------------------------------------
@@ -287,10 +319,12 @@ def main() -> None:
             url = new_db()
             pgs = open_store(url, max_size=4)
             pg_vans = load(url, a.vans, tmpl)
+            build_rollup(pgs, "PostgreSQL")
             fleet_lite = None
             if not a.no_sqlite_fleet:
                 load_sqlite(work / "fleet.db", pg_vans, tmpl)
                 fleet_lite = open_store(work / "fleet.db")
+                build_rollup(fleet_lite, "SQLite")
             bench_reports(pgs, lite, pg_vans, lite_vans, a.reps, fleet_lite)
             pgs.close()
             lite.close()

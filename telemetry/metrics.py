@@ -18,10 +18,8 @@ connection until the database changes, so an export of all ten reports computes 
 A year from aggregates takes milliseconds; a year of raw rows only (the daily job never
 ran) takes seconds.
 
-The report builders do not take the rows themselves but their sums (:func:`sums`, by
-key, by day or by stop): the database adds up the folded days (``GROUP BY``), so a page
-for the whole fleet fetches a few hundred grouped rows, not one row per van, day and key
-(a fleet's month of 1,000 vans was 700,000 rows). Only the raw days come through Python.
+The report builders do not take the rows themselves but their sums, added up by the
+database (:mod:`telemetry.sums`, over the fleet rollup of :mod:`telemetry.rollup`).
 
 Staff passes. The crew (``cfg.reports["crew"]``, :data:`DEFAULT_CREW` = 2 people on
 board) pass the door themselves: each goes in once at the start of a stop visit (setting
@@ -370,10 +368,9 @@ _CACHE_LOCK = threading.Lock()
 
 
 def clear_cache() -> None:
-    """Forget the remembered raw metrics and sums (benchmarks measure the uncached path)."""
+    """Forget the remembered raw metrics (telemetry.sums.clear_cache forgets the sums too)."""
     with _CACHE_LOCK:
         _CACHE.clear()
-        _SUMS.clear()
 
 
 def _raw_cached(
@@ -394,127 +391,3 @@ def _raw_cached(
         _CACHE.insert(0, (conn, key, quality, rows))
         del _CACHE[_CACHE_SIZE:]
     return rows
-
-
-# --- sums for a period: summed in SQL, for one van or the whole fleet ------------------
-
-Stop = tuple[str, str, bool]  # name, municipality, planned
-BY = ("key", "day", "stop")
-_SUMS: list[tuple[sqlite3.Connection, tuple, dict]] = []
-
-
-def sums(
-    conn: sqlite3.Connection,
-    start: date,
-    end: date,
-    by: str,
-    *,
-    van: str | None = None,
-    names: Iterable[str] = METRICS,
-    crew: int = DEFAULT_CREW,
-) -> dict[tuple, float]:
-    """The metric rows of the days ``[start, end)`` (as :func:`metrics` gives them)
-    summed over vans and, by ``by``:
-
-    - ``"key"``: ``{(metric, key): value}``, summed over days;
-    - ``"day"``: ``{(metric, day): value}``, summed over keys;
-    - ``"stop"``: ``{(metric, stop): value}`` for the per-visit metrics (key: stop
-      visit id), summed over the visits of one stop: ``stop`` is the visit's
-      :data:`Stop` ``(name, municipality, planned)``, ``None`` for "not at a stop" (key
-      ``""`` or no such visit).
-
-    Folded days are summed by the database (``GROUP BY``), so a fleet's year never
-    reaches Python row by row; raw days (today, stale days) are added from
-    :func:`raw_metrics`. The sums are the same as summing :func:`metrics` in Python
-    (the counts are whole numbers). Remembered per connection until the database
-    changes, like the raw metrics."""
-    if by not in BY:
-        raise ValueError(f"by must be one of {', '.join(BY)}, not {by!r}")
-    names = tuple(sorted(set(names)))
-    s, e = start.isoformat(), end.isoformat()
-    version = _cur(conn).execute("PRAGMA data_version").fetchone()[0]
-    ckey = (version, conn.total_changes, s, e, by, van, names, crew)
-    with _CACHE_LOCK:
-        for c, k, got in _SUMS:
-            if c is conn and k == ckey:
-                return got
-    out: dict[tuple, float] = defaultdict(float)
-    dirty = _dirty_days(conn, s, e, van)
-    stale = sorted({d for days in dirty.values() for d in days})
-    group = {"key": "a.key", "day": "a.day", "stop": "s.name, s.municipality, s.planned"}[by]
-    marks = ",".join("?" * len(names))
-    # Every aggregates row has its agg_days row, in state > 0 unless the day went stale
-    # (telemetry.retention writes both in one transaction): a day without any stale van
-    # needs no join with agg_days, which halves the time of a fleet's year.
-    for join in (False, True) if stale else (False,):
-        sql = f"SELECT a.metric, {group}, sum(a.value) FROM aggregates a"
-        if join:
-            sql += " JOIN agg_days d ON d.van = a.van AND d.day = a.day AND d.state > 0"
-        if by == "stop":
-            sql += " LEFT JOIN stop_visits s ON s.id = a.key AND a.key <> ''"
-        sql += f" WHERE a.metric IN ({marks}) AND a.day >= ? AND a.day < ?"
-        args: list = [*names, s, e]
-        if stale:
-            days = ",".join("?" * len(stale))
-            sql += f" AND a.day {'IN' if join else 'NOT IN'} ({days})"
-            args += stale
-        if join:  # the same days on agg_days: PostgreSQL does not carry them over the join
-            sql += f" AND d.day IN ({days})"
-            args += stale
-        if van is not None:
-            sql += " AND a.van = ?"
-            args.append(van)
-        sql += f" GROUP BY a.metric, {group}"
-        for r in _cur(conn).execute(sql, args).fetchall():
-            if by == "stop":
-                stop = None if r[1] is None else (r[1], r[2], bool(r[3]))
-                out[(r[0], stop)] += r[4]
-            else:
-                out[(r[0], r[1])] += r[2]
-    raw = []
-    for v, days in dirty.items():
-        raw += [m for m in _raw_cached(conn, v, days, bool(_QUALITY & set(names)), crew)
-                if m[0] in names]  # fmt: skip
-    if by == "stop":
-        where = _stops_of(conn, {m[3] for m in raw})
-        for m in raw:
-            out[(m[0], where.get(m[3]))] += m[4]
-    else:
-        for m in raw:
-            out[(m[0], m[3] if by == "key" else m[1])] += m[4]
-    got = dict(out)
-    with _CACHE_LOCK:
-        _SUMS.insert(0, (conn, ckey, got))
-        del _SUMS[_CACHE_SIZE * 4 :]
-    return got
-
-
-def _stops_of(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, Stop]:
-    """``{visit id: its stop}`` for the ids that are stop visits."""
-    ids = sorted(i for i in set(ids) if i)
-    out: dict[str, Stop] = {}
-    for i in range(0, len(ids), 500):
-        chunk = ids[i : i + 500]
-        marks = ",".join("?" * len(chunk))
-        for r in _cur(conn).execute(
-            f"SELECT id, name, municipality, planned FROM stop_visits WHERE id IN ({marks})", chunk
-        ):
-            out[r[0]] = (r[1], r[2], bool(r[3]))
-    return out
-
-
-def visit_counts(
-    conn: sqlite3.Connection, start: date, end: date, by: str, *, van: str | None = None
-) -> dict:
-    """The stop visits that arrived on the days ``[start, end)``, counted in SQL:
-    ``by="stop"``: ``{stop: n}``; ``by="day"``: ``{day: n}``."""
-    col = {"stop": "name, municipality, planned", "day": "day"}[by]
-    sql = f"SELECT {col}, count(*) FROM stop_visits WHERE day >= ? AND day < ?"
-    args: list = [start.isoformat(), end.isoformat()]
-    if van is not None:
-        sql += " AND van = ?"
-        args.append(van)
-    out: dict = defaultdict(int)
-    for r in _cur(conn).execute(sql + f" GROUP BY {col}", args).fetchall():
-        out[(r[0], r[1], bool(r[2])) if by == "stop" else r[0]] += r[-1]
-    return dict(out)

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from .config import TOWN
-from .metrics import DEFAULT_CREW, Metric, sums, visit_counts
+from .metrics import DEFAULT_CREW, Metric
+from .sums import sums, visit_counts
 
 NOT_AT_STOP = "(not at a stop)"
 SUPPRESSED = None  # what a suppressed cell holds; pages show it as "<3"
@@ -121,7 +122,7 @@ def _table(name, columns, rows, chart, notes, total=None) -> Table:
 
 
 # Every builder asks for the same few sums (the same names per grouping), so the ten
-# reports of a page run three summing queries, remembered by telemetry.metrics.sums.
+# reports of a page run three summing queries, remembered by telemetry.sums.
 _PER_STOP = ("visit_visitors", "visit_checkins", "visit_first")
 _PER_KEY = ("hour_visitors", "hour_checkins", "topic", "age", "first")
 _QUALITY = ("no_fix_s", "offline_s", "blocked_s", "blocked_n", "outside_n")
@@ -133,9 +134,21 @@ def _sums(conn, p: Period, van, o: Opts, by: str) -> dict[tuple, float]:
     return sums(conn, p.start, p.end, by, van=van, names=names, crew=o.crew)
 
 
+_SPLIT: list[tuple[dict, dict[str, dict]]] = []  # the last few sums, split by metric
+
+
 def _of(got: dict[tuple, float], metric: str) -> dict:
-    """``{key: value}`` of one metric of :func:`_sums`."""
-    return {k: n for (m, k), n in got.items() if m == metric}
+    """``{key: value}`` of one metric of :func:`_sums` (not to be changed: the split of
+    the last few sums is remembered, as a fleet's year by stop has 40,000 entries)."""
+    for g, split in list(_SPLIT):
+        if g is got:
+            return split.get(metric, {})
+    split: dict[str, dict] = defaultdict(dict)
+    for (m, k), n in got.items():
+        split[m][k] = n
+    _SPLIT.insert(0, (got, split))
+    del _SPLIT[4:]
+    return split.get(metric, {})
 
 
 def _summary(conn, p: Period, van, o: Opts) -> Table:
@@ -180,17 +193,15 @@ def _per_visit(conn, p: Period, van, o: Opts):
     return vis, chk, fst, visits
 
 
-def _sorted_stops(src: dict) -> list:
-    return sorted(src.items(), key=lambda kv: (kv[0] is None, kv[0] or _NOWHERE))
-
-
 def _stops(conn, p: Period, van, o: Opts) -> Table:
     vis, chk, fst, visits = _per_visit(conn, p, van, o)
     acc: dict[tuple, list] = {}
     for k, n in visits.items():
         acc.setdefault(k, [0, 0.0, 0.0, 0.0])[0] += n
+    # The figures are whole numbers: the order they are added in does not change them (a
+    # fleet's year has 40,000 stops; the rows are sorted once, below).
     for src, col in ((vis, 1), (chk, 2), (fst, 3)):
-        for k, n in _sorted_stops(src):
+        for k, n in src.items():
             acc.setdefault(_NOWHERE if k is None else k, [0, 0.0, 0.0, 0.0])[col] += n
     rows = [
         [name, muni, "yes" if planned else "no", a[0], _int(a[1]), _int(a[2]), _int(a[3])]
@@ -216,7 +227,7 @@ def _municipalities(conn, p: Period, van, o: Opts) -> Table:
     for k, n in visits.items():
         acc.setdefault(k[1], [0, 0.0, 0.0])[0] += n
     for src, col in ((vis, 1), (chk, 2)):
-        for k, n in _sorted_stops(src):
+        for k, n in src.items():
             muni = NOT_AT_STOP if k is None else k[1]
             acc.setdefault(muni, [0, 0.0, 0.0])[col] += n
     total_vis = sum(a[1] for a in acc.values())
@@ -243,7 +254,7 @@ def _rural(conn, p: Period, van, o: Opts) -> Table:
     for k, n in visits.items():
         acc[labels[k[1] != o.town]][0] += n
     for src, col in ((vis, 1), (chk, 2)):
-        for k, n in _sorted_stops(src):
+        for k, n in src.items():
             key = NOT_AT_STOP if k is None else labels[k[1] != o.town]
             acc.setdefault(key, [0, 0.0, 0.0])[col] += n
     total_vis = sum(a[1] for a in acc.values())

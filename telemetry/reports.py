@@ -61,8 +61,7 @@ from .metrics import HOUR_S as HOUR_S
 from .metrics import METRICS as METRICS
 from .metrics import OPEN_VISIT_S as OPEN_VISIT_S
 from .metrics import Metric as Metric
-from .metrics import _cur, visit_counts
-from .metrics import clear_cache as clear_cache
+from .metrics import _cur
 from .metrics import metrics as metrics
 from .metrics import raw_metrics as raw_metrics
 from .report_privacy import SUPPRESSED as SUPPRESSED
@@ -76,6 +75,8 @@ from .report_tables import Period as Period
 from .report_tables import Table as Table
 from .report_tables import _int, _sum_by, _sums, build
 from .report_tables import period as period
+from .sums import clear_cache as clear_cache
+from .sums import visit_counts
 from .tour import open_visit
 
 

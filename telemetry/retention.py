@@ -6,6 +6,9 @@ The daily job (``vanbox prune``) does, in this order:
    (``agg_days.state = 0``) into the ``aggregates`` table: the same metrics the reports
    compute from raw rows (:func:`telemetry.reports.raw_metrics`), computed and written in
    one transaction per batch of days, so a row arriving meanwhile waits for the next run.
+   Then the fleet rollup (:mod:`telemetry.rollup`: the aggregates summed over all vans
+   per day, month and year, for the whole fleet's report pages) is brought up to date
+   for every period a fold touched.
 2. **Prune**: delete the raw rows of every event kind with a ``prune_by`` column in the
    registry (telemetry/kinds.py: positions, footfall events and check-ins) of the days
    before ``today - retention_days`` (local days) and mark those days ``state = 2``: from
@@ -34,7 +37,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from . import kinds
+from . import kinds, rollup
 from .delivery import unconfirmed_days
 from .events import to_epoch
 from .metrics import DEFAULT_CREW
@@ -127,6 +130,7 @@ def fold(
                     continue
                 _fold_batch(conn, van, batch, crew)
                 n += len(batch)
+    rollup.refresh(store)
     return n
 
 
@@ -140,6 +144,7 @@ def _fold_batch(conn, van: str, days: list[str], crew: int = DEFAULT_CREW) -> No
         "INSERT INTO aggregates (metric, day, van, key, value) VALUES (?,?,?,?,?)", rows
     )
     conn.execute(f"UPDATE agg_days SET state = 1 WHERE van = ? AND day IN ({marks})", (van, *days))
+    rollup.mark(conn, days)
 
 
 def cutoff_day(store: Store, retention_days: int, now: datetime) -> str:
