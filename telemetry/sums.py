@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from datetime import date, timedelta
 
 from . import rollup
-from .metrics import _QUALITY, DEFAULT_CREW, METRICS, _cur, _dirty_days, _raw_cached
+from .metrics import DEFAULT_CREW, METRICS, _cur, _dirty_days, raw_cached
 from .metrics import clear_cache as _clear_metrics
 
 Stop = tuple[str, str, bool]  # name, municipality, planned
@@ -78,7 +78,7 @@ def sums(
 
     Folded days are summed by the database (from the fleet rollup where it serves, else
     ``GROUP BY`` over ``aggregates``); raw days (today, stale days) are added from
-    :func:`telemetry.metrics.raw_metrics`. The sums are the same as summing the metric
+    :func:`telemetry.raw_days.raw_metrics`. The sums are the same as summing the metric
     rows in Python (the counts are whole numbers)."""
     if by not in BY:
         raise ValueError(f"by must be one of {', '.join(BY)}, not {by!r}")
@@ -144,10 +144,7 @@ def _sums(conn, s, e, start, end, by, van, names, crew) -> dict[tuple, float]:
             args.append(van)
         sql += f" GROUP BY a.metric, {group}"
         _add(out, by, _cur(conn).execute(sql, args).fetchall())
-    raw = []
-    for v, days in dirty.items():
-        raw += [m for m in _raw_cached(conn, v, days, bool(_QUALITY & set(names)), crew)
-                if m[0] in names]  # fmt: skip
+    raw = [m for rows in raw_cached(conn, dirty, crew).values() for m in rows if m[0] in names]
     if by == "stop":
         where = _stops_of(conn, {m[3] for m in raw})
         for m in raw:
