@@ -56,7 +56,7 @@ def add_arguments(parser) -> None:
 
 def parse_hostport(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise VanboxError(f"--mqtt {text!r}: use HOST:PORT, e.g. localhost:1883")
     return host, int(port)
 

@@ -82,7 +82,7 @@ def parse_broker(text: str) -> tuple[str, int]:
     host, sep, port = text.strip().rpartition(":")
     if not sep:
         host, port = text.strip(), "1883"
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+    if not host or not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
         raise ConfigError(f"--broker {text!r}: use HOST:PORT, e.g. 127.0.0.1:1883")
     return host, int(port)
 

@@ -197,7 +197,7 @@ def _when(ts: float) -> str:
 
 
 def _field_de(field: str) -> str:
-    if field.startswith("actual-") and field[7:].isdigit():
+    if field.startswith("actual-") and field[7:] in {str(m) for m in range(1, 13)}:
         return f"Ist-Wert {targets.MONTHS_SHORT[int(field[7:]) - 1]}"
     return FIELD_DE.get(field, field)
 

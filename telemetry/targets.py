@@ -77,7 +77,7 @@ class LogEntry:
 
 def parse_year(text: str | int) -> int:
     s = str(text).strip()
-    if not s.isdigit() or not YEARS[0] <= int(s) <= YEARS[1]:
+    if not (s.isascii() and s.isdigit()) or not YEARS[0] <= int(s) <= YEARS[1]:
         raise TargetError(f"Jahr: bitte ein Jahr von {YEARS[0]} bis {YEARS[1]} angeben")
     return int(s)
 

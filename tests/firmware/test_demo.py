@@ -161,3 +161,16 @@ def test_demo_checks_in_cleans_up_and_never_runs_ahead(broker, tmp_path):
     assert ahead == [], ahead[:5]
     # ... and it did reach real time: the last stamps are within seconds of arrival.
     assert max(t for t, _ in got) > time.time() - 60
+
+
+def test_the_mqtt_option_takes_host_port_or_says_how():
+    import pytest
+
+    from firmware.demo import parse_hostport
+    from telemetry.errors import VanboxError
+
+    assert parse_hostport("localhost:1883") == ("localhost", 1883)
+    assert parse_hostport("h:65535")[1] == 65535 and parse_hostport("h:1")[1] == 1
+    for bad in ("h:0", "h:65536", ":1883", "h:", "localhost", "h:18²", "h:١٨٨٣"):
+        with pytest.raises(VanboxError, match="use HOST:PORT"):
+            parse_hostport(bad)

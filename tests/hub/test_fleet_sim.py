@@ -98,7 +98,7 @@ def test_parse_broker_bounds():
     assert parse_broker("hub.example.org:8883") == ("hub.example.org", 8883)
     assert parse_broker("localhost") == ("localhost", 1883)
     assert parse_broker("h:65535")[1] == 65535 and parse_broker("h:1")[1] == 1
-    for bad in ("h:0", "h:65536", ":1883", "h:", "h:x"):
+    for bad in ("h:0", "h:65536", ":1883", "h:", "h:x", "h:18²", "h:١٨٨٣"):
         with pytest.raises(ConfigError):
             parse_broker(bad)
 

@@ -224,7 +224,7 @@ def test_bad_input_is_refused_and_nothing_is_stored(box, form, why):
     assert stored(store) == before
 
 
-@pytest.mark.parametrize("year", ["1999", "2101", "20x5", ""])
+@pytest.mark.parametrize("year", ["1999", "2101", "20x5", "", "202¹", "٢٠٢٦"])
 def test_a_year_out_of_range_is_refused(box, year):
     app, store = box
     c = login(app)
