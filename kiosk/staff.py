@@ -41,10 +41,12 @@ from flask import (
 )
 from markupsafe import Markup
 
-from telemetry import reports
+from telemetry import registry, reports
 from telemetry.definitions import definition_lines
+from telemetry.plan import Plan, plan_vans
 
 from . import appctx, auth, charts, exports
+from .timetable import van_plan
 
 bp = Blueprint(
     "staff",
@@ -424,14 +426,29 @@ def logout():
 # --- pages ------------------------------------------------------------------------------
 
 
+def _today_plans(van: str | None, vans: list[str]) -> list[Plan]:
+    """The plans the today page reads: ``van``'s, or for the whole fleet every van's that
+    has data or a stored plan and is not retired (on a box, its own van's too). Each is the
+    van's current plan (:func:`kiosk.timetable.van_plan`: the TOML tour stands in only for
+    the box's own van)."""
+    if van is not None:
+        return [van_plan(van)]
+    st = appctx.store()
+    ids = set(vans) | set(plan_vans(st))
+    if appctx.mode() != "hub":
+        ids.add(appctx.config().van["id"])
+    ids -= {v.id for v in registry.all_vans(st) if v.state == "retired"}
+    return [van_plan(v) for v in sorted(ids)]
+
+
 def _today_context() -> dict:
     cfg = appctx.config()
     van, vans = _van_arg()
     now = appctx.now()
     q = {"van": van} if van else {}
     return dict(
-        f=reports.today(appctx.store().reader(), now, cfg.tz, van=van, tour=cfg.tour,
-                        crew=cfg.reports["crew"]),
+        f=reports.today(appctx.store().reader(), now, cfg.tz, van=van,
+                        plans=_today_plans(van, vans), crew=cfg.reports["crew"]),
         now=now.astimezone(cfg.tz), van=van, vans=vans, show_vans=_show_vans(vans), q=q,
     )  # fmt: skip
 

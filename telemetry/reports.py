@@ -50,6 +50,7 @@ by :mod:`telemetry.report_tables`.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -64,6 +65,7 @@ from .metrics import Metric as Metric
 from .metrics import _cur
 from .metrics import metrics as metrics
 from .metrics import raw_metrics as raw_metrics
+from .plan import Plan, PlannedVisit
 from .report_privacy import SUPPRESSED as SUPPRESSED
 from .report_privacy import public_tables as _public_tables
 from .report_tables import AGE_LABELS as AGE_LABELS
@@ -77,7 +79,6 @@ from .report_tables import _int, _sum_by, _sums, build
 from .report_tables import period as period
 from .sums import clear_cache as clear_cache
 from .sums import visit_counts
-from .tour import open_visit
 
 
 def report(
@@ -127,13 +128,20 @@ def today(
     tz: ZoneInfo,
     *,
     van: str | None = None,
-    tour=(),
+    plans: Iterable[Plan] = (),
     crew: int = DEFAULT_CREW,
 ) -> dict:
     """Today at a glance: ``stop`` (the open stop visit's name, or None), ``municipality``,
-    ``since`` (arrival, aware datetime or None), ``planned_stop`` (the tour stop scheduled
-    now, or None), ``people_in`` (visitors today), ``checkins`` (today), ``occupancy``
-    (people inside now, beam-pair only; summed over vans)."""
+    ``since`` (arrival, aware datetime or None), ``planned`` (the visits in service now
+    by the plans, by van: :class:`~telemetry.plan.PlannedVisit` s with the day's
+    exceptions applied, so a cancelled visit is not there and a delayed one starts
+    later), ``planned_stop`` (the first planned visit's stop name, or None),
+    ``cancelled`` (the cancelled visits that would be in service now, by van),
+    ``people_in`` (visitors today), ``checkins`` (today), ``occupancy`` (people inside
+    now, beam-pair only; summed over vans).
+
+    ``plans``: each van's current plan (:func:`telemetry.plan.current_plan`); with ``van``
+    only that van's plan counts, without it (the fleet) every van's."""
     local = now.astimezone(tz)
     day = local.date()
     ts = to_epoch(now)
@@ -173,17 +181,42 @@ def today(
             .fetchone()
         )
         occupancy += r[0] if r else 0
-    planned = open_visit(tour, now, tz) if tour else None
+    planned, cancelled = _plan_now(plans, van, now, tz)
 
     return {
         "stop": cur[0] if cur else None,
         "municipality": cur[1] if cur else None,
         "since": from_epoch(cur[2]).astimezone(tz) if cur else None,
-        "planned_stop": planned.stop.name if planned else None,
+        "planned": planned,
+        "planned_stop": planned[0].name if planned else None,
+        "cancelled": cancelled,
         "people_in": _int(sum(_sum_by(m, "visit_visitors").values())),
         "checkins": _int(sum(_sum_by(m, "visit_checkins").values())),
         "occupancy": int(occupancy),
     }
+
+
+def _plan_now(
+    plans: Iterable[Plan], van: str | None, now: datetime, tz: ZoneInfo
+) -> tuple[list[PlannedVisit], list[PlannedVisit]]:
+    """The visits in service at ``now`` and the cancelled ones that would be, of every plan
+    (only ``van``'s if given; one plan per van, the first given), by van and start."""
+    local = now.astimezone(tz)
+    seen: set[str] = set()
+    planned: list[PlannedVisit] = []
+    cancelled: list[PlannedVisit] = []
+    for plan in plans:
+        if (van is not None and plan.van != van) or plan.van in seen:
+            continue
+        seen.add(plan.van)
+        for v in plan.visits_on(local.date(), tz):
+            if v.is_open(local):
+                planned.append(v)
+            elif v.cancelled and v.start <= local < v.end:
+                cancelled.append(v)
+    planned.sort(key=lambda v: (v.van, v.start))
+    cancelled.sort(key=lambda v: (v.van, v.start))
+    return planned, cancelled
 
 
 def annual(

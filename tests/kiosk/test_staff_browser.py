@@ -197,7 +197,7 @@ def test_login_reports_exports_and_screenshots(page, server, screenshot_dir):
     log_in(page, base)
 
     # Today at a glance, as telemetry.reports.today counts it.
-    t = reports.today(conn, NOW, TZ, tour=cfg.tour)
+    t = reports.today(conn, NOW, TZ)
     assert t["stop"] == "Lengede, Jugendzentrum"
     assert page.locator("#tile-stop .value").inner_text() == t["stop"]
     assert page.locator("#tile-people .value").inner_text() == str(t["people_in"])
@@ -345,5 +345,5 @@ def test_today_updates_itself_and_can_be_paused(page, server):
     )
     assert (
         int(people.inner_text())
-        == reports.today(store.reader(), NOW + timedelta(minutes=2), TZ, tour=cfg.tour)["people_in"]
+        == reports.today(store.reader(), NOW + timedelta(minutes=2), TZ)["people_in"]
     )

@@ -22,6 +22,7 @@ from telemetry import reports
 from telemetry.clock import ScaledClock
 from telemetry.config import default_config
 from telemetry.events import CheckIn, Footfall, StopVisit
+from telemetry.plan import Plan
 from telemetry.store import Store
 
 TZ = ZoneInfo("Europe/Berlin")
@@ -287,9 +288,8 @@ def test_today_at_a_glance(tmp_path):
         c = client_of(app)
         r = c.get("/staff/")
         assert r.status_code == 200
-        t = reports.today(
-            store.reader(), now, TZ, tour=app.extensions["vanbox_config"].tour, crew=0
-        )
+        cfg = app.extensions["vanbox_config"]
+        t = reports.today(store.reader(), now, TZ, plans=[Plan.from_tour(VAN_A, cfg.tour)], crew=0)
         assert (t["stop"], t["people_in"], t["checkins"], t["occupancy"]) == (
             "Peine, Marktplatz", 3, 1, 2,
         )  # fmt: skip

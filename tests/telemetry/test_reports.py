@@ -19,6 +19,7 @@ import pytest
 from telemetry import reports
 from telemetry.config import TOWN, default_config
 from telemetry.geo import distance_m
+from telemetry.plan import Plan
 from telemetry.reports import Period, period, report
 from telemetry.stops import StopDetector
 from telemetry.store import Store
@@ -444,7 +445,7 @@ def test_today_at_a_glance(tmp_path):
     store.record_many([f for f in y.footfall if f.time <= now])
     store.record_many([c for c in y.checkin_events if c.time <= now])
     store.record_many(visits)
-    t = reports.today(store.reader(), now, TZ, van=VAN1, tour=CFG.tour)
+    t = reports.today(store.reader(), now, TZ, van=VAN1, plans=[Plan.from_tour(VAN1, CFG.tour)])
     ins = [f for f in y.footfall if f.kind == "in" and v.arrived <= f.time.timestamp() <= cut]
     assert t["stop"] == v.name and t["planned_stop"] == v.name
     assert t["since"] == datetime.fromtimestamp(v.arrived, TZ)
