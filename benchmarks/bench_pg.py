@@ -20,7 +20,9 @@ stops it at the end.
    (switched off: every period out of date, so they read the aggregates as before); and
    the fleet's pages on a SQLite hub holding the same ``--vans`` vans, with its own
    rollup (``--no-sqlite-fleet`` skips it).
-2. **Ingest**, events/s: the same events (three days of ``--ingest-vans`` vans) through
+2. **A raw day** (today, before the daily fold) of ``--raw-vans`` vans: the whole
+   fleet's day page, computed from the raw rows, on PostgreSQL and SQLite.
+3. **Ingest**, events/s: the same events (three days of ``--ingest-vans`` vans) through
    ``ingest_many`` in batches of 500 (the hub's batch) into SQLite, into PostgreSQL with
    one writer and with two writers side by side; ratios against SQLite.
 
@@ -128,6 +130,13 @@ def build_rollup(store, label: str) -> None:
     n = rollup.mark_all(store)
     rollup.refresh(store)
     print(f"  fleet rollup of {n} periods built on {label} in {time.perf_counter() - t0:.1f} s")
+    # the daily job: one day folded marks the day, its month and its year
+    with store.transaction() as conn:
+        rollup.mark(conn, [f"{YEAR}-12-30"])
+    t0 = time.perf_counter()
+    rollup.refresh(store)
+    took = time.perf_counter() - t0
+    print(f"  daily refresh (a day, its month and year) on {label}: {took:.2f} s")
 
 
 def set_rollup(store, on: bool) -> None:
@@ -237,6 +246,36 @@ def bench_reports(pg, lite, pg_vans, lite_vans, reps: int, fleet_lite=None) -> N
         print(line(f"{fleet}, {kind}, PostgreSQL", got) + ratio)
 
 
+# --- a raw day: today, before the daily fold ------------------------------------------
+
+RAW_DAY = date(YEAR + 1, 1, 5)  # a Monday after the folded year
+
+
+def load_raw_day(stores, vans: list[str]) -> None:
+    """One day of raw rows (fixes every 30 s parked, door events, check-ins, stop visits)
+    for every van, as a hub holds today before the daily fold."""
+    t0 = time.perf_counter()
+    for i, van in enumerate(vans):
+        y = yeardata.generate(YEAR + 1, seed=500 + i, van=van, days=1, start=RAW_DAY,
+                              park_interval_s=30.0)  # fmt: skip
+        for store in stores:
+            yeardata.bulk_insert(store, y)
+    print(f"  one raw day of {len(vans)} vans into {len(stores)} store(s) in"
+          f" {time.perf_counter() - t0:.1f} s")  # fmt: skip
+
+
+def bench_raw_day(pg, n_vans: int, reps: int, fleet_lite=None) -> None:
+    p = period("day", RAW_DAY)
+    print(f"\nThe whole fleet's raw day ({n_vans} vans, not folded yet: today's page):")
+    got = timed_reports(pg, p, None, reps)
+    line_pg = line("whole fleet, raw day, PostgreSQL", got)
+    if fleet_lite is not None:
+        base = timed_reports(fleet_lite, p, None, reps)
+        print(line("whole fleet, raw day, SQLite", base))
+        line_pg += f"  ratio p95 {pct(got, 0.95) / pct(base, 0.95):.2f}x"
+    print(line_pg)
+
+
 # --- ingest ---------------------------------------------------------------------------
 
 
@@ -288,6 +327,8 @@ def main() -> None:
     ap.add_argument("--vans", type=int, default=1000)
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--ingest-vans", type=int, default=20, help="0: no ingest benchmark")
+    ap.add_argument("--raw-vans", type=int, default=1000,
+                    help="vans with a raw day (today's page); 0: none")  # fmt: skip
     ap.add_argument("--no-sqlite-fleet", action="store_true",
                     help="fleet pages on PostgreSQL only (no SQLite copy)")  # fmt: skip
     ap.add_argument("--url", help="an existing PostgreSQL server's URL (its database 'postgres'"
@@ -326,6 +367,10 @@ def main() -> None:
                 fleet_lite = open_store(work / "fleet.db")
                 build_rollup(fleet_lite, "SQLite")
             bench_reports(pgs, lite, pg_vans, lite_vans, a.reps, fleet_lite)
+            if a.raw_vans:
+                raw = pg_vans[: a.raw_vans]
+                load_raw_day([pgs] + ([fleet_lite] if fleet_lite else []), raw)
+                bench_raw_day(pgs, len(raw), max(3, a.reps // 2), fleet_lite)
             pgs.close()
             lite.close()
             if fleet_lite is not None:
