@@ -13,12 +13,20 @@ Login and CSRF work as on the other staff pages (the guard of :mod:`kiosk.staff`
 - ``GET /staff/plan/``: the vans; ``GET /staff/plan/<van>``: one van's plan;
 - ``POST /staff/plan/<van>/<action>`` with action = cancel | delay | move | extra |
   closed | stop | remove-stop | remove-exception.
+
+The past stays as it was planned: a change of a weekly stop's weekdays or times, or its
+removal, takes effect on a "Gilt ab" day (``effective``; empty: today, at most two years
+ahead). A stop with visits before that day ends the day before and, for a change, a new
+stop with the new hours starts that day (``Plan.with_stop_from``/``without_stop_from``);
+a stop without earlier visits is changed or removed in place. Ended stops are listed
+below the weekly plan and can no longer be changed.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, url_for
@@ -47,6 +55,7 @@ bp.before_request(staff._guard)
 
 PUBLISHED = "vanbox_plan_published"  # app.extensions: callable(plan), see hub/plans.py
 DAYS_SHOWN = 14
+EFFECTIVE_MAX_DAYS = 731  # "Gilt ab" at most two years ahead
 WEEKDAYS_DE = ("Mo", "Di", "Mi", "Do", "Fr", "Sa", "So")
 STATUS_DE = {
     "planned": "geplant",
@@ -68,8 +77,8 @@ DONE_DE = {
     "move": "Termin verlegt.",
     "extra": "Sondertermin eingetragen.",
     "closed": "Schließzeit eingetragen.",
-    "stop": "Haltestelle gespeichert.",
-    "remove-stop": "Haltestelle entfernt.",
+    "stop": "Haltestelle gespeichert. Frühere Termine bleiben, wie sie geplant waren.",
+    "remove-stop": "Haltestelle entfernt. Frühere Termine bleiben, wie sie geplant waren.",
     "remove-exception": "Änderung zurückgenommen.",
     "copy-tour": "Haltestellen aus der Konfiguration übernommen.",
 }
@@ -216,10 +225,37 @@ def _closed(plan: Plan) -> Plan:
     return plan.with_exception(ex, now=_ts())
 
 
+def _today() -> date:
+    return appctx.now().astimezone(appctx.config().tz).date()
+
+
+def _effective() -> date:
+    """The day a change of the weekly plan takes effect ("Gilt ab"): empty is today; not
+    before today (the past stays as it was planned), at most ``EFFECTIVE_MAX_DAYS`` ahead."""
+    today = _today()
+    if not _form("effective"):
+        return today
+    day = _date("effective", "Gilt ab")
+    if day < today:
+        raise PlanError(
+            f"Gilt ab: {day:%d.%m.%Y} liegt in der Vergangenheit; "
+            f"frühestens heute ({today:%d.%m.%Y})"
+        )
+    if day > today + timedelta(days=EFFECTIVE_MAX_DAYS):
+        raise PlanError(
+            f"Gilt ab: {day:%d.%m.%Y} liegt zu weit in der Zukunft (höchstens zwei Jahre)"
+        )
+    return day
+
+
 def _stop(plan: Plan) -> Plan:
     key = _form("key")
-    if key and plan.stop(key) is None:
+    old = plan.stop(key) if key else None
+    if key and old is None:
         raise PlanError("Haltestelle: nicht (mehr) im Plan; bitte die Seite neu laden")
+    effective = _effective()
+    if old is not None and old.valid_to is not None and old.valid_to < effective:
+        raise PlanError(f"Haltestelle: endet schon am {old.valid_to:%d.%m.%Y}; nicht mehr änderbar")
     place = _place(plan, key)
     days = request.form.getlist("weekdays")
     if not days or any(d not in WEEKDAYS for d in days):
@@ -229,22 +265,29 @@ def _stop(plan: Plan) -> Plan:
         tuple(sorted({WEEKDAYS.index(d) for d in days})), _hhmm("start", "Beginn"),
         _hhmm("end", "Ende"),
     )  # fmt: skip
-    return plan.with_stop(stop, now=_ts())
+    return plan.with_stop_from(stop, effective, now=_ts())
 
 
 def _copy_tour(plan: Plan) -> Plan:
     """A new van's plan starts empty on the hub (each van has its own tour); this takes the
-    hub config's ``[[tour.stops]]`` as its weekly stops, in one version."""
+    hub config's ``[[tour.stops]]`` as its weekly stops, in one version, from today on."""
     template = Plan.from_tour(plan.van, appctx.config().tour)
     if plan.stops:
         raise PlanError("Wochenplan: hat schon Haltestellen; bitte einzeln ändern")
     if not template.stops:
         raise PlanError("Konfiguration: enthält keine Haltestellen ([[tour.stops]])")
-    return plan.changed(stops=template.stops, now=_ts())
+    start = _today()  # like any new stop: from today on, the past weeks stay empty
+    return plan.changed(stops=[replace(s, valid_from=start) for s in template.stops], now=_ts())
 
 
 def _remove_stop(plan: Plan) -> Plan:
-    return plan.without_stop(_form("key"), now=_ts())
+    old = plan.stop(_form("key"))
+    if old is None:
+        raise PlanError("Haltestelle: nicht (mehr) im Plan; bitte die Seite neu laden")
+    effective = _effective()
+    if old.valid_to is not None and old.valid_to < effective:
+        raise PlanError(f"Haltestelle: endet schon am {old.valid_to:%d.%m.%Y}")
+    return plan.without_stop_from(old.key, effective, now=_ts())
 
 
 def _remove_exception(plan: Plan) -> Plan:
@@ -317,8 +360,12 @@ def _van_page(van: str, *, error: str = "", status: int = 200, form: dict | None
     info = DONE_DE.get(done, "")
     if info and request.args.get("v", "").isdigit():
         info += SUFFIX_DONE.format(v=request.args["v"])
+    current = [s for s in plan.stops if s.valid_to is None or s.valid_to >= today]
+    ended = [s for s in plan.stops if s.valid_to is not None and s.valid_to < today]
     html = render_template(
         "staff/plan.html",
+        current_stops=current,
+        ended_stops=sorted(ended, key=lambda s: s.valid_to or today, reverse=True),
         config_stops=0 if plan.stops else len(appctx.config().tour),
         page="plan",
         van=None,

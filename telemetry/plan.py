@@ -19,6 +19,12 @@ Exceptions (:class:`PlanException`), all for one dated visit of a stop unless no
 uids (for iCalendar) and a ``sequence`` raised whenever a visit changes. Cancelled visits
 are included (status ``"cancelled"``) so the public can read "fällt aus".
 
+A weekly stop may have a validity range (``valid_from``/``valid_to``, both optional:
+without them it is in force always, as in plans written before they existed). Staff
+changes of a stop's weekdays or times, and its removal, end the stop the day before they
+take effect and (for a change) start a successor (:meth:`Plan.with_stop_from`,
+:meth:`Plan.without_stop_from`), so past weeks stay as they were planned.
+
 Bad input raises :class:`~telemetry.errors.PlanError` naming the field; nothing is saved.
 """
 
@@ -95,6 +101,32 @@ class PlanStop:
     start: dtime = dtime(0, 0)
     end: dtime = dtime(0, 0)
     version: int = 0  # the plan version at which this stop was last changed
+    valid_from: date | None = None  # first day with visits; None: always (an older plan)
+    valid_to: date | None = None  # last day with visits; None: open-ended
+
+    def valid_on(self, day: date) -> bool:
+        """Is the stop in force on ``day`` (its validity range, both ends included)?"""
+        if self.valid_from is not None and day < self.valid_from:
+            return False
+        return self.valid_to is None or day <= self.valid_to
+
+    def has_visits_before(self, day: date) -> bool:
+        """Does the stop have a weekly visit on some day before ``day`` (its range
+        applied)? An open start means it always had (if it has weekdays at all)."""
+        if not self.weekdays:
+            return False
+        if self.valid_from is None:
+            return True
+        last = day - timedelta(days=1)
+        if self.valid_to is not None:
+            last = min(last, self.valid_to)
+        span = (last - self.valid_from).days
+        if span < 0:
+            return False
+        return span >= 6 or any(
+            (self.valid_from + timedelta(days=i)).weekday() in self.weekdays
+            for i in range(span + 1)
+        )
 
     def tour_stop(self) -> TourStop:
         return TourStop(
@@ -250,6 +282,80 @@ class Plan:
         exc = [e for e in self.exceptions if e.stop_key != key or e.kind == "extra"]
         return self.changed(stops=stops, exceptions=exc, now=now)
 
+    def with_stop_from(self, stop: PlanStop, effective: date, *, now: float | None = None) -> Plan:
+        """Add a weekly stop, or change the one with the same key, from ``effective`` on,
+        keeping the past as it was planned.
+
+        A new stop is valid from ``effective``. A stop whose weekdays or times change
+        and which has visits before ``effective`` ends the day before (``valid_to``), and
+        a new stop (a new key, the given place and hours, the old end) starts on
+        ``effective``; the old stop's exceptions from that day on go to the new stop
+        where it has that visit. Any other change (the name, the place, or a stop
+        without earlier visits) is made in place, a stop without earlier visits then
+        starting no earlier than ``effective``."""
+        old = self.stop(stop.key)
+        if old is None:
+            return self.with_stop(replace(stop, valid_from=effective, valid_to=None), now=now)
+        if old.valid_to is not None and old.valid_to < effective:
+            raise PlanError(
+                f"valid_to: {old.name!r} ended on {old.valid_to.isoformat()}, before "
+                f"{effective.isoformat()} (Haltestelle schon beendet)"
+            )
+        kept = replace(stop, valid_from=old.valid_from, valid_to=old.valid_to)
+        if replace(kept, version=old.version) == old:
+            return self.changed(now=now)  # saved unchanged: no visit's SEQUENCE rises
+        schedule = (stop.weekdays, stop.start, stop.end) != (old.weekdays, old.start, old.end)
+        if not old.has_visits_before(effective):
+            start = effective if old.valid_from is None else max(old.valid_from, effective)
+            return self.with_stop(replace(kept, valid_from=start), now=now)
+        if not schedule:
+            return self.with_stop(kept, now=now)
+        v = self.version + 1
+        key = unique_key(old.key, self._keys())
+        new = replace(kept, key=key, valid_from=effective, version=v)
+        ended = replace(old, valid_to=effective - timedelta(days=1))  # its version stays
+        stops: list[PlanStop] = []
+        for s in self.stops:
+            stops += [ended, new] if s.key == old.key else [s]
+        exc: list[PlanException] = []
+        for e in self.exceptions:
+            if e.stop_key != old.key or e.kind == "extra" or e.date < effective:
+                exc.append(e)
+            elif e.date.weekday() in new.weekdays and new.valid_on(e.date):
+                exc.append(replace(e, stop_key=key, version=v))
+            # else: that visit no longer exists; its change goes with it
+        return self.changed(stops=stops, exceptions=exc, now=now)
+
+    def without_stop_from(self, key: str, effective: date, *, now: float | None = None) -> Plan:
+        """Remove a weekly stop from ``effective`` on. A stop with visits before that day
+        ends the day before (``valid_to``; the past stays as it was planned) and its
+        exceptions from that day on are dropped; any other is removed
+        (:meth:`without_stop`)."""
+        old = self.stop(key)
+        if old is None:
+            raise PlanError(f"stop: no stop {key!r} in the plan of {self.van}")
+        if old.valid_to is not None and old.valid_to < effective:
+            raise PlanError(
+                f"valid_to: {old.name!r} ended on {old.valid_to.isoformat()}, before "
+                f"{effective.isoformat()} (Haltestelle schon beendet)"
+            )
+        if not old.has_visits_before(effective):
+            return self.without_stop(key, now=now)
+        ended = replace(old, valid_to=effective - timedelta(days=1))
+        stops = [ended if s.key == key else s for s in self.stops]
+        exc = [
+            e
+            for e in self.exceptions
+            if e.stop_key != key or e.kind == "extra" or e.date < effective
+        ]
+        return self.changed(stops=stops, exceptions=exc, now=now)
+
+    def _keys(self) -> set[str]:
+        """Every key in use: the weekly stops' and the extra visits' places."""
+        return {s.key for s in self.stops} | {
+            e.stop.key for e in self.exceptions if e.kind == "extra" and e.stop is not None
+        }
+
     def with_exception(self, ex: PlanException, *, now: float | None = None) -> Plan:
         """Add an exception (or replace the one with the same id). A cancel replaces an
         earlier cancel of the same visit; a delay or move an earlier delay or move."""
@@ -290,16 +396,28 @@ class Plan:
             exc = [e for e in exc if not (e.stop_key == ex.stop_key and e.date == ex.date)]
         return self.changed(stops=stops, exceptions=exc, now=now)
 
-    def pruned(self, before: date) -> Plan:
+    def pruned(self, before: date, *, stops_before: date | None = None) -> Plan:
         """The same version without the exceptions whose every day is before ``before``
-        (they change nothing any more; keeps the retained plan small)."""
+        (they change nothing any more; keeps the retained plan small), and without the
+        weekly stops that ended before ``stops_before`` (if given) and that no exception
+        refers to."""
 
         def last_day(e: PlanException) -> date:
             days = [e.date, e.new_date or e.date, e.date_to or e.date]
             return max(days)
 
         keep = tuple(e for e in self.exceptions if last_day(e) >= before)
-        return self if len(keep) == len(self.exceptions) else replace(self, exceptions=keep)
+        stops = self.stops
+        if stops_before is not None:
+            used = {e.stop_key for e in keep}
+            stops = tuple(
+                s
+                for s in self.stops
+                if s.valid_to is None or s.valid_to >= stops_before or s.key in used
+            )
+        if len(keep) == len(self.exceptions) and len(stops) == len(self.stops):
+            return self
+        return replace(self, exceptions=keep, stops=stops)
 
     def stop_name(self, key: str) -> str:
         s = self.stop(key) or next(
@@ -311,9 +429,22 @@ class Plan:
     # --- reading ----------------------------------------------------------------------
 
     def tour(self, around: date | None = None) -> tuple[TourStop, ...]:
-        """The places of the plan as TourStops (for stop detection): the template stops,
+        """The places of the plan as TourStops (for stop detection): the template stops
+        (those in force on ``around``, or with a visit a day before or after; or all),
         plus the extra visits' places (those within a day of ``around``, or all)."""
-        out = [s.tour_stop() for s in self.stops]
+        if around is None:
+            out = [s.tour_stop() for s in self.stops]
+        else:
+            # The stops in force that day first; then those with a visit the day before
+            # or after (late in the evening), unless the same place is already in.
+            out = [s.tour_stop() for s in self.stops if s.valid_on(around)]
+            seen = {(t.name, t.lat, t.lon) for t in out}
+            for d in (around - timedelta(days=1), around + timedelta(days=1)):
+                for s in self.stops:
+                    if s.valid_on(d) and d.weekday() in s.weekdays and not s.valid_on(around):
+                        if (s.name, s.lat, s.lon) not in seen:
+                            seen.add((s.name, s.lat, s.lon))
+                            out.append(s.tour_stop())
         for e in self.exceptions:
             if e.kind == "extra" and e.stop is not None:
                 if around is None or abs((e.date - around).days) <= 1:
@@ -384,7 +515,7 @@ def in_landkreis(lat: float, lon: float) -> bool:
 def _visit_stop(plan: Plan, ex: PlanException) -> PlanStop | None:
     """The stop (template or extra) whose visit on ``ex.date`` the exception changes."""
     s = plan.stop(ex.stop_key)
-    if s is not None and ex.date.weekday() in s.weekdays:
+    if s is not None and ex.date.weekday() in s.weekdays and s.valid_on(ex.date):
         return s
     for e in plan.exceptions:
         if e.kind == "extra" and e.stop is not None and e.stop.key == ex.stop_key:
@@ -519,7 +650,10 @@ def change_plan(
         new = edit(base)
         if new.van != van or new.version != base.version + 1:
             raise PlanError("version: an edit must give the next version of the same van")
-        new = new.pruned(date.fromtimestamp(new.updated) - timedelta(days=KEEP_PAST_DAYS))
+        day = date.fromtimestamp(new.updated)
+        new = new.pruned(
+            day - timedelta(days=KEEP_PAST_DAYS), stops_before=date(day.year - 1, 1, 1)
+        )  # an ended stop stays for this year's and last year's reports
         new.validate()
         body = _body(new)
         conn.execute(

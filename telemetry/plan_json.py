@@ -9,6 +9,14 @@ the rules every plan must keep. Used through :class:`telemetry.plan.Plan`.
      "exceptions": [{"id": "<uuid4>", "kind": "cancel", "date": "2026-11-30",
                      "stop": "edemissen-schulzentrum", "reason": "Krankheit", "version": 3}]}
 
+Optional stop fields ``valid_from`` and ``valid_to`` ("YYYY-MM-DD", both days included)
+limit a weekly stop to a date range: a stop changed or removed by staff ends the day
+before the change (and its successor starts that day), so past weeks stay as they were
+planned. Missing (or null) means open: a plan written without them (an older hub or
+box) has stops valid always, as before. They are written only when set, so a plan
+without ranges has the same JSON as before; a box that does not know them ignores them
+(see docs/plan-format.md).
+
 Exception fields by kind: ``cancel`` date, stop, reason; ``delay`` + delay_min;
 ``move`` + new_date, start, end; ``extra`` date, place (key, name, municipality, lat,
 lon, radius_m), start, end, reason; ``closed`` date_from, date_to, reason.
@@ -21,7 +29,7 @@ import math
 import unicodedata
 import uuid
 from collections import defaultdict
-from datetime import date
+from datetime import date, datetime
 from datetime import time as dtime
 from typing import Any
 
@@ -73,6 +81,10 @@ def _stop(s: PlanStop) -> dict[str, Any]:
         end=_hm(s.end),
         version=s.version,
     )
+    if s.valid_from is not None:
+        d["valid_from"] = s.valid_from.isoformat()
+    if s.valid_to is not None:
+        d["valid_to"] = s.valid_to.isoformat()
     return d
 
 
@@ -204,6 +216,10 @@ def _place_of(d: dict, path: str, *, template: bool) -> PlanStop:
         weekdays = tuple(sorted({WEEKDAYS.index(x) for x in days}))
         start = parse_hhmm(d.get("start"), f"{path}.start")
         end = parse_hhmm(d.get("end"), f"{path}.end")
+        valid_from = _opt_date(d, "valid_from", path)
+        valid_to = _opt_date(d, "valid_to", path)
+    else:
+        valid_from = valid_to = None
     return PlanStop(
         key=_key(d, "key", path),
         name=_text(d, "name", path, NAME_MAX, empty=False),
@@ -215,7 +231,15 @@ def _place_of(d: dict, path: str, *, template: bool) -> PlanStop:
         start=start,
         end=end,
         version=_int(d, "version", path, 0, 2**53) if "version" in d else 0,
+        valid_from=valid_from,
+        valid_to=valid_to,
     )
+
+
+def _opt_date(d: dict, k: str, path: str) -> date | None:
+    """An optional date field: missing or null is None (open)."""
+    v = d.get(k)
+    return None if v is None else parse_date(v, f"{path}.{k}")
 
 
 def _exception_of(d: dict, path: str) -> PlanException:
@@ -325,6 +349,32 @@ def _overlap(a: tuple[dtime, dtime], b: tuple[dtime, dtime]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
 
 
+def _same_time(a: PlanStop, b: PlanStop) -> bool:
+    """Do the validity ranges of two weekly stops share a day (open ends: always)?"""
+    lo = max((d for d in (a.valid_from, b.valid_from) if d is not None), default=None)
+    hi = min((d for d in (a.valid_to, b.valid_to) if d is not None), default=None)
+    return lo is None or hi is None or lo <= hi
+
+
+def _check_range(s: PlanStop, path: str) -> None:
+    """``valid_from`` and ``valid_to``: dates in the years allowed, the end not before the
+    start."""
+    for k in ("valid_from", "valid_to"):
+        v = getattr(s, k)
+        if v is None:
+            continue
+        if not isinstance(v, date) or isinstance(v, datetime):
+            raise _fail(f"{path}.{k}", v, 'a date "YYYY-MM-DD" or none')
+        if not YEARS[0] <= v.year <= YEARS[1]:
+            raise _fail(f"{path}.{k}", v.isoformat(), f"a year from {YEARS[0]} to {YEARS[1]}")
+    if s.valid_from is not None and s.valid_to is not None and s.valid_to < s.valid_from:
+        raise _fail(
+            f"{path}.valid_to", s.valid_to.isoformat(),
+            f"{s.name!r} ends before it starts ({s.valid_from.isoformat()}); "
+            "gültig bis vor gültig ab",
+        )  # fmt: skip
+
+
 def validate_plan(plan: Plan) -> None:
     """Every rule a plan keeps; the first broken one raises PlanError naming the field."""
     if not isinstance(plan.van, str) or not VAN_RE.fullmatch(plan.van):
@@ -347,11 +397,12 @@ def validate_plan(plan: Plan) -> None:
                 f"{path}.end", _hm(s.end),
                 f"{s.name!r} ends before it starts ({_hm(s.start)}); Ende vor Beginn",
             )  # fmt: skip
-    # Two template stops on the same weekday must not overlap.
+        _check_range(s, path)
+    # Two template stops on the same weekday (and in force at the same time) must not overlap.
     for i, a in enumerate(plan.stops):
         for b in plan.stops[i + 1 :]:
             common = set(a.weekdays) & set(b.weekdays)
-            if common and _overlap((a.start, a.end), (b.start, b.end)):
+            if common and _same_time(a, b) and _overlap((a.start, a.end), (b.start, b.end)):
                 day = WEEKDAYS[min(common)]
                 raise PlanError(
                     f"stops: {a.name!r} ({_hours(a.start, a.end)}) and {b.name!r} "

@@ -5,6 +5,9 @@ visit, then a closed period covering the day it takes place on. The uid names th
 original visit (``<van>.<stop key>.<YYYYMMDD>@vanbox``, or ``<exception id>@vanbox`` for
 an extra), so it stays the same when the visit is moved, delayed or cancelled; the
 ``sequence`` is the highest version of the stop and of every exception touching it.
+
+A weekly stop has visits only on the days of its validity range (``valid_from`` ..
+``valid_to``, each open when missing): a changed or removed stop keeps its past visits.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ def _bases_on(plan: Plan, idx: _Index, day: date) -> list[_Base]:
             False,
         )  # fmt: skip
         for s in plan.stops
-        if day.weekday() in s.weekdays
+        if day.weekday() in s.weekdays and s.valid_on(day)
     ]
     for e in idx.extras.get(day, ()):
         out.append(

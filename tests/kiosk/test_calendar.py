@@ -4,6 +4,7 @@ the window, ETag and caching, and 404 for vans the public may not see."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 
 import icalendar
@@ -203,3 +204,46 @@ def test_the_built_feed_outlives_events_but_not_a_rename(hub, monkeypatch):
     _, events = feed(app, "/van/van-a/calendar.ics")
     assert len(builds) == 2
     assert str(events["van-a.schule.20261123@vanbox"]["SUMMARY"]) == "Bus Nordost: Schule"
+
+
+def _as_published(events: dict[str, icalendar.Event], *, before: date) -> dict[str, dict]:
+    """Every event planned before ``before``, each property as sent except DTSTAMP (the
+    plan's last change, on every event)."""
+    return {
+        uid: {k: ev[k].to_ical() for k in ev if k != "DTSTAMP"}
+        for uid, ev in events.items()
+        if ev.decoded("DTSTART").date() < before
+    }
+
+
+def test_a_template_change_keeps_the_past_week_as_it_was_planned(hub):
+    app, st = hub
+    _, before = feed(app, "/van/van-a/calendar.ics")
+    past = _as_published(before, before=MONDAY)
+    assert len(past) == 2  # last Monday: Markt and Schule
+    later = replace(SCHULE, start=time(15), end=time(19))
+    change_plan(st, "van-a", lambda p: p.with_stop_from(later, MONDAY, now=1_700_000_200.0))
+    change_plan(st, "van-a",
+                lambda p: p.without_stop_from("markt", MONDAY + timedelta(days=1),
+                                              now=1_700_000_300.0))  # fmt: skip
+    _, after = feed(app, "/van/van-a/calendar.ics")
+    assert _as_published(after, before=MONDAY) == past  # not one byte of last week changed
+    # today and later: Schule at the new hours; Markt today still, from tomorrow on no more
+    today = [e for e in after.values() if e.decoded("DTSTART").date() == MONDAY]
+    starts = sorted(e.decoded("DTSTART").astimezone(default_config().tz).time() for e in today)
+    assert starts == [time(10), time(15)]
+    next_week = [e for e in after.values()
+                 if e.decoded("DTSTART").date() == MONDAY + timedelta(weeks=1)]  # fmt: skip
+    assert [str(e["SUMMARY"]) for e in next_week] == ["Bus Nord: Schule"]
+    assert next_week[0].decoded("DTSTART") == datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
+
+    # The plain replace of the weekly stop (before validity ranges) would have moved last
+    # Monday's visit to 15:00 as well: the comparison above catches exactly that.
+    def replaced(p):
+        stops = [replace(s, valid_to=None, start=time(16)) if s.key == "schule" else s
+                 for s in p.stops if s.key != "schule-2"]  # fmt: skip
+        return p.changed(stops=stops, now=1_700_000_400.0)
+
+    change_plan(st, "van-a", replaced)
+    _, rewritten = feed(app, "/van/van-a/calendar.ics")
+    assert _as_published(rewritten, before=MONDAY) != past
