@@ -343,20 +343,15 @@ def _visit_quality(q, acc, visits: list[_Visit]) -> None:
     args = [
         x for v in visits for x in (v.van, v.id, v.arrived, v.end if v.left is None else v.left)
     ]
-    pos: dict[str, list[float]] = defaultdict(list)
-    for vid, ts in q.execute(
-        cte + "SELECT vis.id, p.ts FROM vis CROSS JOIN positions p ON p.van = vis.van"
-        " AND p.ts >= vis.a AND p.ts <= vis.e AND p.suspect = 0",
-        args,
-    ).fetchall():
-        pos[vid].append(ts)
-    ff: dict[str, list[float]] = defaultdict(list)
-    for vid, ts in q.execute(
-        cte + "SELECT vis.id, f.ts FROM vis CROSS JOIN footfall f ON f.van = vis.van"
-        " AND f.ts >= vis.a AND f.ts <= vis.e",
-        args,
-    ).fetchall():
-        ff[vid].append(ts)
+    pos: dict[str, list[float]] = defaultdict(list)  # fixes (not the suspect ones)
+    ff: dict[str, list[float]] = defaultdict(list)  # door events and sensor states
+    for table, only, into in (("positions", " AND r.suspect = 0", pos), ("footfall", "", ff)):
+        for vid, ts in q.execute(
+            cte + f"SELECT vis.id, r.ts FROM vis CROSS JOIN {table} r ON r.van = vis.van"
+            f" AND r.ts >= vis.a AND r.ts <= vis.e{only}",
+            args,
+        ).fetchall():
+            into[vid].append(ts)
     for v in visits:
         p, f = pos[v.id], ff[v.id]
         hi = v.left
