@@ -18,7 +18,8 @@ from datetime import time as dtime
 from zoneinfo import ZoneInfo
 
 from .errors import PlanError
-from .plan import MAX_SPAN_DAYS, Plan, PlannedVisit, PlanStop
+from .plan_limits import MAX_SPAN_DAYS
+from .plan_model import Plan, PlannedVisit, PlanStop
 
 
 @dataclass(frozen=True)

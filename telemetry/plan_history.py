@@ -1,0 +1,96 @@
+"""Plan changes from a day on that keep the past as it was planned (see telemetry/plan.py).
+
+A weekly stop may have a validity range (``valid_from``/``valid_to``, both optional:
+without them it is in force always, as in plans written before they existed). Staff
+changes of a stop's weekdays or times, and its removal, end the stop the day before they
+take effect and (for a change) start a successor (:func:`stop_from`,
+:func:`stop_ended_from`; used as :meth:`Plan.with_stop_from` and
+:meth:`Plan.without_stop_from`), so past weeks stay as they were planned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, timedelta
+from typing import TYPE_CHECKING
+
+from .errors import PlanError
+from .plan_keys import unique_key
+
+if TYPE_CHECKING:
+    from .plan_model import Plan, PlanException, PlanStop
+
+
+def stop_from(plan: Plan, stop: PlanStop, effective: date, *, now: float | None = None) -> Plan:
+    """Add a weekly stop, or change the one with the same key, from ``effective`` on,
+    keeping the past as it was planned.
+
+    A new stop is valid from ``effective``. A stop whose weekdays or times change
+    and which has visits before ``effective`` ends the day before (``valid_to``), and
+    a new stop (a new key, the given place and hours, the old end) starts on
+    ``effective``; the old stop's exceptions from that day on go to the new stop
+    where it has that visit. Any other change (the name, the place, or a stop
+    without earlier visits) is made in place, a stop without earlier visits then
+    starting no earlier than ``effective``."""
+    old = plan.stop(stop.key)
+    if old is None:
+        return plan.with_stop(replace(stop, valid_from=effective, valid_to=None), now=now)
+    if old.valid_to is not None and old.valid_to < effective:
+        raise PlanError(
+            f"valid_to: {old.name!r} ended on {old.valid_to.isoformat()}, before "
+            f"{effective.isoformat()} (Haltestelle schon beendet)"
+        )
+    kept = replace(stop, valid_from=old.valid_from, valid_to=old.valid_to)
+    if replace(kept, version=old.version) == old:
+        return plan.changed(now=now)  # saved unchanged: no visit's SEQUENCE rises
+    schedule = (stop.weekdays, stop.start, stop.end) != (old.weekdays, old.start, old.end)
+    if not old.has_visits_before(effective):
+        start = effective if old.valid_from is None else max(old.valid_from, effective)
+        return plan.with_stop(replace(kept, valid_from=start), now=now)
+    if not schedule:
+        return plan.with_stop(kept, now=now)
+    v = plan.version + 1
+    key = unique_key(old.key, _keys_in_use(plan))
+    new = replace(kept, key=key, valid_from=effective, version=v)
+    ended = replace(old, valid_to=effective - timedelta(days=1))  # its version stays
+    stops: list[PlanStop] = []
+    for s in plan.stops:
+        stops += [ended, new] if s.key == old.key else [s]
+    exc: list[PlanException] = []
+    for e in plan.exceptions:
+        if e.stop_key != old.key or e.kind == "extra" or e.date < effective:
+            exc.append(e)
+        elif e.date.weekday() in new.weekdays and new.valid_on(e.date):
+            exc.append(replace(e, stop_key=key, version=v))
+        # else: that visit no longer exists; its change goes with it
+    return plan.changed(stops=stops, exceptions=exc, now=now)
+
+
+def stop_ended_from(plan: Plan, key: str, effective: date, *, now: float | None = None) -> Plan:
+    """Remove a weekly stop from ``effective`` on. A stop with visits before that day
+    ends the day before (``valid_to``; the past stays as it was planned) and its
+    exceptions from that day on are dropped; any other is removed
+    (:meth:`Plan.without_stop`)."""
+    old = plan.stop(key)
+    if old is None:
+        raise PlanError(f"stop: no stop {key!r} in the plan of {plan.van}")
+    if old.valid_to is not None and old.valid_to < effective:
+        raise PlanError(
+            f"valid_to: {old.name!r} ended on {old.valid_to.isoformat()}, before "
+            f"{effective.isoformat()} (Haltestelle schon beendet)"
+        )
+    if not old.has_visits_before(effective):
+        return plan.without_stop(key, now=now)
+    ended = replace(old, valid_to=effective - timedelta(days=1))
+    stops = [ended if s.key == key else s for s in plan.stops]
+    exc = [
+        e for e in plan.exceptions if e.stop_key != key or e.kind == "extra" or e.date < effective
+    ]
+    return plan.changed(stops=stops, exceptions=exc, now=now)
+
+
+def _keys_in_use(plan: Plan) -> set[str]:
+    """Every key in use: the weekly stops' and the extra visits' places."""
+    return {s.key for s in plan.stops} | {
+        e.stop.key for e in plan.exceptions if e.kind == "extra" and e.stop is not None
+    }
