@@ -22,10 +22,10 @@ import yeardata  # noqa: E402
 from pg import pg_cluster  # noqa: E402, F401
 
 from telemetry import metrics, retention, rollup  # noqa: E402
-from telemetry.sums import clear_cache, sums  # noqa: E402
 from telemetry.report_tables import REPORTS, Period, period  # noqa: E402
 from telemetry.reports import report  # noqa: E402
 from telemetry.stores import open_store  # noqa: E402
+from telemetry.sums import clear_cache, sums  # noqa: E402
 
 VANS = {
     "fleet-a": (11, "beam-pair", 5),
