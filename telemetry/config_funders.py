@@ -1,6 +1,6 @@
 """Validation of the funders' configuration: counselling contact codes and report data.
 
-Called from :func:`telemetry.config._build` so config.py stays small. Checks
+Called from :func:`telemetry.config_build._build` so config.py stays small. Checks
 
 - ``[contacts]``: ``kinds``, ``partners`` and ``outcomes``, each a list of
   ``{code, label}`` tables (partners may carry ``active = false``: kept for old records,
