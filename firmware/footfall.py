@@ -42,7 +42,7 @@ Time: the sensors read their clock when an edge arrives, corrected by gpiozero's
 edge timestamp when the callback runs late. ``clock`` is a function returning epoch
 seconds (default :func:`time.time`, or a bound ``clock.time``) or an object with a
 ``time()`` method (:mod:`telemetry.clock`). A simulated van gives them the same
-accelerated clock its visitors sleep on (see :mod:`firmware.visitors`). A clock (or the
+accelerated clock its visitors sleep on (see :mod:`firmware.sim_clock`). A clock (or the
 owner of the bound method) may say how fast it runs in ``speed``: simulated seconds per
 real second; 1.0 if absent, 0.0 for a clock that only moves when told to.
 """

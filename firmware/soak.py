@@ -14,17 +14,18 @@ outages (seconds to hours), power cuts (SIGKILL at random moments and every nigh
 the GPS port vanishing and bursts of NMEA garbage, contact chatter, a beam blocked for
 an hour, a full disk (a database quota) and jumps of the system clock. At the end it
 lets the box drain, checks that nothing was lost or doubled and prints a summary.
+
+Its parts: the fault schedule (:mod:`firmware.soak_faults`), the broker and the kiosk
+visitors (:mod:`firmware.soak_services`), the box process (:mod:`firmware.soak_box`)
+and the final comparison and summary (:mod:`firmware.soak_report`).
 """
 
 from __future__ import annotations
 
-import getpass
-import html
 import json
 import logging
 import os
 import random
-import re
 import shutil
 import signal
 import sqlite3
@@ -32,33 +33,23 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
-import urllib.request
-from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from http.cookiejar import CookieJar
 from pathlib import Path
 
 from telemetry.config import default_config
 from telemetry.errors import VanboxError
 
-from .localnet import free_port, terminate, wait_port
+from .localnet import free_port
+from .sim_clock import SimClock
 from .simulator import DEPOT, NmeaFeeder, demo_day, demo_tour
-from .visitors import SimClock
+from .soak_faults import FAULT_KINDS as FAULT_KINDS
+from .soak_faults import Fault, schedule
+from .soak_report import Stats, compare, print_summary
+from .soak_report import rss_by_day as rss_by_day
+from .soak_services import Broker, Kiosk
 
 log = logging.getLogger("vanbox.soak")
 VAN = "soak-van"
-FAULT_KINDS = (
-    "broker_outage",
-    "power_cut",
-    "gps_unplug",
-    "nmea_garbage",
-    "chatter",
-    "beam_blocked",
-    "disk_full",
-    "clock_jump",
-)
 
 
 def add_arguments(parser) -> None:
@@ -69,130 +60,6 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--workdir", help="keep the files here (default: a temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
-
-
-# --- the fault schedule -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Fault:
-    day: int
-    at: float  # simulated seconds after the day's start
-    kind: str
-    duration: float = 0.0  # simulated seconds
-
-
-def schedule(days: int, seed: int, day_s: float, stops: list[tuple[float, float]]) -> list[Fault]:
-    """The faults of the whole run, drawn from ``seed``. ``stops`` are the (start, end)
-    offsets of the stops within a day; some faults are placed inside them."""
-    rng = random.Random(seed)
-    out: list[Fault] = []
-    blocked_day = rng.randrange(days)
-    disk_day = rng.randrange(days)
-    jump_day = rng.randrange(days)
-    for d in range(days):
-        out.append(Fault(d, rng.uniform(0.05, 0.3) * day_s, "broker_outage", rng.uniform(5, 120)))
-        out.append(
-            Fault(d, rng.uniform(0.35, 0.6) * day_s, "broker_outage", rng.uniform(1800, 7200))
-        )
-        for _ in range(2):
-            out.append(Fault(d, rng.uniform(0.05, 0.9) * day_s, "power_cut"))
-        out.append(Fault(d, rng.uniform(0.1, 0.9) * day_s, "gps_unplug", rng.uniform(30, 600)))
-        for _ in range(3):
-            out.append(Fault(d, rng.uniform(0.02, 0.95) * day_s, "nmea_garbage"))
-        a, b = stops[rng.randrange(len(stops))]
-        out.append(Fault(d, a, "chatter", b - a))
-        if d == blocked_day:
-            a, b = stops[rng.randrange(len(stops))]
-            out.append(Fault(d, a - 60, "beam_blocked", 3600))
-        if d == disk_day:
-            out.append(Fault(d, rng.uniform(0.2, 0.7) * day_s, "disk_full", rng.uniform(900, 2400)))
-        if d == jump_day:
-            out.append(
-                Fault(d, rng.uniform(0.2, 0.6) * day_s, "clock_jump", rng.uniform(600, 1800))
-            )
-    return sorted(out, key=lambda f: (f.day, f.at))
-
-
-# --- pieces ----------------------------------------------------------------------------
-
-
-class Broker:
-    def __init__(self, work: Path) -> None:
-        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not os.path.exists(exe):
-            raise VanboxError("mosquitto is not installed (apt-get install mosquitto)")
-        self.exe, self.port, self.dir = exe, free_port(), work / "mosquitto"
-        self.dir.mkdir()
-        (self.dir / "mosquitto.conf").write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-            f"persistence_location {self.dir}/\nmax_queued_messages 0\n"
-            "max_inflight_messages 0\nlog_dest stderr\nlog_type error\n"
-            # Run as root, mosquitto would switch to its own user, which may not write
-            # the persistence file in our folder; then sessions would not survive.
-            f"user {getpass.getuser()}\n"
-        )
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        if self.proc is not None:
-            return
-        with open(self.dir / "log", "ab") as logf:
-            self.proc = subprocess.Popen(
-                [self.exe, "-c", str(self.dir / "mosquitto.conf")], stdout=logf, stderr=logf
-            )
-        try:
-            wait_port(self.port, 15)
-        except TimeoutError:
-            raise VanboxError("the soak test's mosquitto did not start") from None
-
-    def stop(self) -> None:
-        terminate(self.proc, 15)
-        self.proc = None
-
-
-class Kiosk:
-    """Posts check-ins to the box's real kiosk, as a visitor tapping through would."""
-
-    def __init__(self, port: int, rng: random.Random) -> None:
-        self.base = f"http://127.0.0.1:{port}"
-        self.rng = rng
-
-    def checkin(self) -> bool:
-        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
-        lang = self.rng.choice(["de", "de", "de", "en", "tr", "ar", "uk", "ru", "fa"])
-        try:
-            page = opener.open(f"{self.base}/{lang}/checkin", timeout=3).read().decode()
-            token = html.unescape(re.search(r'name="csrf_token" value="([^"]+)"', page)[1])
-            flow = re.search(r'name="flow" value="([^"]+)"', page)[1]
-            first = self.rng.choice(["yes", "no", "no"])
-            form = [
-                ("csrf_token", token),
-                ("flow", flow),
-                ("step", "heard" if first == "yes" else "visit"),
-                ("age", self.rng.choice(["15-17", "18-20", "21-24", "25-27", "unsaid"])),
-                ("first_visit", first),
-            ]
-            topics = ["school", "training", "job", "money", "housing", "family", "health"]
-            form += [("topic", t) for t in self.rng.sample(topics, self.rng.randint(1, 3))]
-            if first == "yes":
-                form.append(("heard_from", self.rng.choice(["friends", "school", "poster"])))
-            body = urllib.parse.urlencode(form).encode()
-            r = opener.open(f"{self.base}/{lang}/checkin", data=body, timeout=3)
-            return r.status == 200 and "/thanks" in r.geturl()
-        except (OSError, TypeError, AttributeError):
-            return False  # the box is off (power cut) or the page is not there
-
-
-@dataclass
-class Stats:
-    faults: Counter = field(default_factory=Counter)
-    max_outbox: int = 0
-    max_delay_s: float = 0.0
-    checkins_posted: int = 0
-    checkins_refused: int = 0
-    public_samples: int = 0
-    public_violations: list = field(default_factory=list)
 
 
 # --- the run ---------------------------------------------------------------------------
@@ -457,9 +324,8 @@ class Soak:
     # --- the end ----------------------------------------------------------------------
 
     def finish(self, hub, hub_store) -> dict:
-        """Let the box drain everything to the hub, then count and compare."""
-        from telemetry import reports
-
+        """Let the box drain everything to the hub, then count and compare
+        (:func:`firmware.soak_report.compare`)."""
         self.broker.start()
         self.set_control(clock_offset=0, disk_full=False, chatter=False, block_beam=False)
         last_day = self.first_day + timedelta(days=self.days - 1)
@@ -476,57 +342,16 @@ class Soak:
         self.child.wait(30)
         self.child = None
         box_db.close()
-
-        box = sqlite3.connect(self.work / "box.db")
-        hubc = hub_store.reader()
-        result: dict = {"checks": {}}
-        created, delivered = {}, {}
-        for table in ("footfall", "checkins", "stop_visits", "positions"):
-            b = {r[0] for r in box.execute(f"SELECT id FROM {table}")}
-            h = {r[0] for r in hubc.execute(f"SELECT id FROM {table} WHERE van = ?", (VAN,))}
-            created[table], delivered[table] = len(b), len(h & b)
-            if table in ("footfall", "checkins"):
-                result["checks"][f"every {table} event on the hub exactly once"] = b == h
-        period = reports.Period(
-            "year", self.first_day.date(), (last_day + timedelta(days=1)).date(), "soak"
+        return compare(
+            self.work,
+            hub,
+            hub_store,
+            self.stats,
+            van=VAN,
+            first_day=self.first_day,
+            days=self.days,
+            speed=self.speed,
         )
-        per_stop_box = reports.report(box, "stops", period)
-        per_stop_hub = reports.report(hubc, "stops", period, van=VAN)
-        result["checks"]["per-stop counts on the hub equal the box's"] = (
-            per_stop_box.rows == per_stop_hub.rows
-        )
-        result["checks"]["no public position outside service hours"] = (
-            not self.stats.public_violations and self.stats.public_samples > 0
-        )
-        result["checks"]["box database integrity ok"] = (
-            box.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        )
-        result["checks"]["hub database integrity ok"] = hub_store.integrity_check() == "ok"
-        s = self.stats
-        rss = rss_by_day(self.work / "rss.log")
-        result["checks"]["box memory did not keep growing"] = bool(rss) and all(
-            d["end"] <= d["quarter"] * 1.25 + 4096 for d in rss.values()
-        )
-        box.close()
-        result.update(
-            created=created,
-            delivered=delivered,
-            duplicates_suppressed=hub.stats.get("duplicates", 0)
-            if isinstance(hub.stats, dict)
-            else getattr(hub.stats, "duplicates", 0),
-            faults=dict(s.faults),
-            max_outbox=s.max_outbox,
-            max_delay_s=round(s.max_delay_s, 1),
-            speed=round(self.speed),
-            checkins_posted=s.checkins_posted,
-            checkins_refused=s.checkins_refused,
-            public_samples=s.public_samples,
-            public_violations=s.public_violations[:5],
-            rss_kb={f"day {d + 1}": v for d, v in rss.items() if d in (0, self.days - 1)},
-            per_stop=[list(r) for r in per_stop_box.rows],
-        )
-        result["ok"] = all(result["checks"].values())
-        return result
 
     def _hub_has_everything(self, box_db, hub_store) -> bool:
         hubc = hub_store.reader()
@@ -536,43 +361,6 @@ class Soak:
             if b != h:
                 return False
         return True
-
-
-def rss_by_day(path: Path) -> dict[int, dict[str, int]]:
-    """RSS of the box (kB) per day from ``rss.log``: a quarter into the day (after the
-    start-up) and at its end, from the longest-running box process of that day."""
-    runs: dict[tuple[int, str], list[int]] = {}
-    if not path.exists():
-        return {}
-    for line in path.read_text().splitlines():
-        day, pid, _t, kb = line.split()
-        runs.setdefault((int(day), pid), []).append(int(kb))
-    out: dict[int, dict[str, int]] = {}
-    for (day, _pid), kbs in sorted(runs.items()):
-        if len(kbs) >= 8 and len(kbs) > out.get(day, {}).get("samples", 0):
-            out[day] = {"quarter": kbs[len(kbs) // 4], "end": kbs[-1], "samples": len(kbs)}
-    return out
-
-
-def print_summary(r: dict, days: int, seed: int) -> None:
-    print(f"\nvanbox soak: {days} day(s), seed {seed}, {r['speed']}x real time")
-    print(f"{'events':<14}{'created':>10}{'on hub':>10}")
-    for t in ("footfall", "checkins", "stop_visits", "positions"):
-        print(f"{t:<14}{r['created'][t]:>10}{r['delivered'][t]:>10}")
-    print(f"duplicates suppressed on the hub: {r['duplicates_suppressed']}")
-    print(f"check-ins posted to the kiosk: {r['checkins_posted']} "
-          f"(refused while the box was off: {r['checkins_refused']})")  # fmt: skip
-    print("faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(r["faults"].items())))
-    sim_min = r["max_delay_s"] * r["speed"] / 60
-    print(f"largest outbox depth: {r['max_outbox']}; longest wait in the outbox: "
-          f"{r['max_delay_s']} s real (~{sim_min:.0f} min simulated)")  # fmt: skip
-    rss = ", ".join(f"{k}: {v['quarter']} kB a quarter in, {v['end']} kB at the end"
-                    for k, v in r["rss_kb"].items())  # fmt: skip
-    print(f"RSS of the box: {rss}")
-    print(f"public API samples checked: {r['public_samples']}")
-    for name, ok in r["checks"].items():
-        print(f"  [{'ok' if ok else 'FAIL'}] {name}")
-    print("RESULT: " + ("all checks passed" if r["ok"] else "FAILED"))
 
 
 def run(args) -> int:
