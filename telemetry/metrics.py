@@ -36,8 +36,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable
-from datetime import date
+from collections.abc import Iterable, Sequence
+from datetime import date, timedelta
 
 from .raw_days import DEFAULT_CREW as DEFAULT_CREW
 from .raw_days import GAP_S as GAP_S
@@ -140,3 +140,55 @@ def raw_cached(
                 _CACHE.popitem(last=False)
         out.update(computed)
     return out
+
+
+# --- the per-visit metrics by stop ------------------------------------------------------
+
+
+def stops_of(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, tuple]:
+    """``{visit id: (name, municipality, planned)}`` for the ids that are stop visits."""
+    ids = sorted(i for i in set(ids) if i)
+    out: dict[str, tuple] = {}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        for r in _cur(conn).execute(
+            "SELECT id, name, municipality, planned FROM stop_visits"
+            f" WHERE id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        ):
+            out[r[0]] = (r[1], r[2], r[3])
+    return out
+
+
+def stop_sums(
+    conn: sqlite3.Connection, joins: str, where: str, args: Sequence, lo: str, hi: str
+) -> list[tuple]:
+    """Aggregates rows (``a``, picked by ``joins``, ``where`` and its ``args``, of the days
+    ``lo`` to ``hi``) summed by the stop of their key: ``(metric, name, municipality,
+    planned, value)``, name None for "not at a stop" (key ``""`` or no such visit).
+
+    A day's figures belong to visits that arrived that day or the day before, so the stop
+    visits are joined by day (``lo - 1`` to ``hi + 1``: the database finds them by day
+    instead of hashing all of them); a visit of more than a day (parked over a weekend)
+    is missed by that join, and the few keys it misses are looked up by id."""
+    rows = (
+        _cur(conn)
+        .execute(
+            "SELECT a.metric, s.name, s.municipality, s.planned,"
+            " CASE WHEN s.id IS NULL AND a.key <> '' THEN a.key END, sum(a.value)"
+            f" FROM aggregates a{joins} LEFT JOIN stop_visits s ON s.id = a.key"
+            " AND a.key <> '' AND s.day >= ? AND s.day <= ?"
+            f" WHERE {where} GROUP BY 1, 2, 3, 4, 5",
+            [_shift(lo, -1), _shift(hi, 1), *args],
+        )
+        .fetchall()
+    )
+    found = stops_of(conn, {r[4] for r in rows if r[4]})
+    return [
+        (m, *found.get(key, (None, None, None)), v) if key else (m, name, muni, planned, v)
+        for m, name, muni, planned, key, v in rows
+    ]
+
+
+def _shift(day: str, n: int) -> str:
+    return (date.fromisoformat(day) + timedelta(days=n)).isoformat()

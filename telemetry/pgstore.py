@@ -72,6 +72,8 @@ class PgStore(Store):
     connection, except the box's outbox methods, which run translated through ``_conn``
     (the box itself stays on SQLite)."""
 
+    row_lock = " FOR UPDATE"  # ingest is not serialized with the daily job here
+
     def __init__(
         self,
         url: str,

@@ -63,7 +63,10 @@ METRICS = (
 Metric = tuple[str, str, str, str, float]  # metric, day, van, key, value
 QUALITY = frozenset({"no_fix_s", "offline_s", "blocked_s", "blocked_n"})
 _CHECKIN = frozenset({"visit_checkins", "visit_first", "hour_checkins", "topic", "age", "first"})
-BATCH_VANS = 200  # vans per batch of queries (bounds the statements' parameters)
+BATCH_VANS = 200  # vans per batch of queries
+# visits per statement: 5 parameters each, and PostgreSQL takes at most 65,535 (a hub
+# whose daily job stood still for weeks has that many raw visits in one batch of vans)
+VISITS_PER_QUERY = 2000
 
 
 def _cur(conn: sqlite3.Connection) -> sqlite3.Cursor:
@@ -171,47 +174,11 @@ def _batch(
     visits = _visits(q, todo, lo_of, hi_of, window, vans, days)
     all_visits = [v for vs in visits.values() for v in vs]
 
-    # Footfall, counted in SQL per visit, day and hour: each visit's [arrived, end) is a
-    # range of the (van, ts) index. Of each visit's "in" events all but the first
-    # ``crew`` count; of its passes, those left after the crew's (the first ``crew``, and
-    # the last ``crew`` of a closed visit), the 1st, 3rd, 5th ... count. The window
-    # sees the whole visit, the counts are kept for the days asked for.
-    attributed: dict[tuple[str, str], int] = {}
-    if all_visits:
-        cte = (
-            "WITH vis(van, id, a, e, c) AS (VALUES "
-            + ",".join(["(?,?,?,?,?)"] * len(all_visits))
-            + ") "
-        )
-        join = (
-            " FROM vis CROSS JOIN footfall f ON f.van = vis.van AND f.ts >= vis.a AND f.ts < vis.e"
-        )
-        args = [x for v in all_visits for x in (v.van, v.id, v.arrived, v.end, v.left is not None)]
-        counted = q.execute(
-            cte + "SELECT van, id, day, hour, count(*) FROM (SELECT vis.van AS van, vis.id AS id,"
-            " f.day AS day, f.hour AS hour, f.kind AS kind, vis.c AS closed, row_number() OVER"
-            " (PARTITION BY vis.id, f.kind ORDER BY f.ts, f.id) AS rn,"
-            " count(*) OVER (PARTITION BY vis.id, f.kind) AS cnt"
-            + join
-            + " AND f.kind IN ('in', 'pass'))"
-            f" WHERE day IN ({_marks(days)}) AND rn > ? AND (kind = 'in' OR"
-            " (rn <= cnt - closed * ? AND (rn - ?) % 2 = 1)) GROUP BY 1, 2, 3, 4",
-            [*args, *days, crew, crew, crew],
-        ).fetchall()
-        for van, vid, day, hour, n in counted:
-            if (van, day) in pairs:
-                acc[van][("visit_visitors", day, vid)] += n
-                acc[van][("hour_visitors", day, f"{hour:02d}")] += n
-        attributed = {
-            (v, d): n
-            for v, d, n in q.execute(
-                cte
-                + "SELECT vis.van, f.day, count(*)"
-                + join
-                + f" WHERE f.day IN ({_marks(days)}) AND f.kind IN ('in', 'pass') GROUP BY 1, 2",
-                [*args, *days],
-            ).fetchall()
-        }
+    attributed: dict[tuple[str, str], int] = defaultdict(int)
+    for i in range(0, len(all_visits), VISITS_PER_QUERY):
+        chunk = all_visits[i : i + VISITS_PER_QUERY]
+        for key, n in _door_counts(q, acc, chunk, days, pairs, crew).items():
+            attributed[key] += n
     for v, day, n in q.execute(
         f"SELECT van, day, count(*) FROM footfall WHERE {where} AND kind IN ('in', 'pass')"
         " GROUP BY 1, 2",
@@ -234,8 +201,47 @@ def _batch(
         if blocked[v]:
             _blocked(conn, acc[v], v, todo[v], sorted(blocked[v]))
     if names & QUALITY:
-        _visit_quality(q, acc, [x for x in all_visits if x.day in todo[x.van]])
+        mine = [x for x in all_visits if x.day in todo[x.van]]
+        for i in range(0, len(mine), VISITS_PER_QUERY):
+            _visit_quality(q, acc, mine[i : i + VISITS_PER_QUERY])
     return {v: [(m, d, v, k, val) for (m, d, k), val in acc[v].items() if val] for v in vans}
+
+
+def _door_counts(q, acc, visits, days, pairs, crew) -> dict[tuple[str, str], int]:
+    """Footfall, counted in SQL per visit, day and hour: each visit's [arrived, end) is a
+    range of the (van, ts) index. Of each visit's "in" events all but the first ``crew``
+    count; of its passes, those left after the crew's (the first ``crew``, and the last
+    ``crew`` of a closed visit), the 1st, 3rd, 5th ... count. The window sees the whole
+    visit, the counts are kept for the days asked for. Returns the door events inside
+    the visits per (van, day). The windows are per visit, so batches of visits add up."""
+    cte = "WITH vis(van, id, a, e, c) AS (VALUES " + ",".join(["(?,?,?,?,?)"] * len(visits)) + ") "
+    join = " FROM vis CROSS JOIN footfall f ON f.van = vis.van AND f.ts >= vis.a AND f.ts < vis.e"
+    args = [x for v in visits for x in (v.van, v.id, v.arrived, v.end, v.left is not None)]
+    counted = q.execute(
+        cte + "SELECT van, id, day, hour, count(*) FROM (SELECT vis.van AS van, vis.id AS id,"
+        " f.day AS day, f.hour AS hour, f.kind AS kind, vis.c AS closed, row_number() OVER"
+        " (PARTITION BY vis.id, f.kind ORDER BY f.ts, f.id) AS rn,"
+        " count(*) OVER (PARTITION BY vis.id, f.kind) AS cnt"
+        + join
+        + " AND f.kind IN ('in', 'pass'))"
+        f" WHERE day IN ({_marks(days)}) AND rn > ? AND (kind = 'in' OR"
+        " (rn <= cnt - closed * ? AND (rn - ?) % 2 = 1)) GROUP BY 1, 2, 3, 4",
+        [*args, *days, crew, crew, crew],
+    ).fetchall()
+    for van, vid, day, hour, n in counted:
+        if (van, day) in pairs:
+            acc[van][("visit_visitors", day, vid)] += n
+            acc[van][("hour_visitors", day, f"{hour:02d}")] += n
+    return {
+        (v, d): n
+        for v, d, n in q.execute(
+            cte
+            + "SELECT vis.van, f.day, count(*)"
+            + join
+            + f" WHERE f.day IN ({_marks(days)}) AND f.kind IN ('in', 'pass') GROUP BY 1, 2",
+            [*args, *days],
+        ).fetchall()
+    }
 
 
 def _visits(q, todo, lo_of, hi_of, window, vans, days) -> dict[str, list[_Visit]]:

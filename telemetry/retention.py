@@ -117,12 +117,15 @@ def fold(
             batch = days[i : i + FOLD_BATCH_DAYS]
             with store.transaction() as conn:
                 marks = ",".join("?" * len(batch))
-                # Still stale inside the transaction? (nothing else can write meanwhile)
+                # Still stale inside the transaction? On SQLite nothing else writes
+                # meanwhile; on PostgreSQL ingest is not serialized with this, so the days'
+                # rows are locked (in the order ingest locks them): a late event's trigger
+                # then waits for this fold and marks its day stale again after it.
                 batch = [
                     r[0]
                     for r in conn.execute(
                         "SELECT day FROM agg_days WHERE van = ? AND state = 0"
-                        f" AND day IN ({marks})",
+                        f" AND day IN ({marks}) ORDER BY day{store.row_lock}",
                         (van, *batch),
                     ).fetchall()
                 ]
@@ -203,7 +206,9 @@ def prune(
         # in the same transaction as the delete, so no raw row goes unaggregated.
         late: dict[str, list[str]] = defaultdict(list)
         for van, day in conn.execute(
-            "SELECT van, day FROM agg_days WHERE state = 0 AND day < ?", (cut,)
+            "SELECT van, day FROM agg_days WHERE state = 0 AND day < ?"
+            f" ORDER BY van, day{store.row_lock}",  # locked as in fold()
+            (cut,),
         ).fetchall():
             late[van].append(day)
         for van, days in late.items():
@@ -227,6 +232,8 @@ def prune(
             " WHERE planned = 0 AND day < ? AND (lat != round(lat, 2) OR lon != round(lon, 2))",
             (cut,),
         )
+    if late:
+        rollup.refresh(store)  # the late days' periods, marked by the fold above
     if lost:
         log.warning("%d day(s) beyond the reconciliation window were never confirmed by the"
                     " hub; deleted with the retention", lost)  # fmt: skip

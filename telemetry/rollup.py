@@ -42,7 +42,7 @@ import sqlite3
 from collections.abc import Iterable
 from datetime import date, timedelta
 
-from .metrics import _cur
+from .metrics import _cur, stop_sums
 
 PER_VISIT = ("visit_visitors", "visit_checkins", "visit_first")  # key: stop visit id
 VISITS = "visits"  # the pseudo-metric: stop visits counted by arrival day
@@ -96,14 +96,10 @@ def _refresh_day(conn, day: str) -> None:
     )
 
 
-def _day_before(day: str) -> str:
-    return (date.fromisoformat(day) - timedelta(days=1)).isoformat()
-
-
-def _next_month(month: str) -> str:
-    """The first day of the month after ``"YYYY-MM"``."""
+def _last_day(month: str) -> str:
+    """The last day of ``"YYYY-MM"``."""
     y, m = int(month[:4]), int(month[5:7])
-    return date(y + m // 12, m % 12 + 1, 1).isoformat()
+    return (date(y + m // 12, m % 12 + 1, 1) - timedelta(days=1)).isoformat()
 
 
 def _refresh_month(conn, month: str) -> None:
@@ -114,14 +110,16 @@ def _refresh_month(conn, month: str) -> None:
         " GROUP BY metric, key",
         (month, lo, hi),
     )
-    conn.execute(
-        f"{_INSERT} SELECT ?, 'stop', a.metric, '', s.name, s.municipality, s.planned,"
-        " sum(a.value) FROM aggregates a LEFT JOIN stop_visits s ON s.id = a.key"
-        " AND a.key <> '' AND s.day >= ? AND s.day <= ?"  # as in telemetry.sums
-        f" WHERE {_PER_VISIT_IN} AND a.day >= ? AND a.day <= ?"
-        " GROUP BY a.metric, s.name, s.municipality, s.planned",
-        (month, _day_before(lo), _next_month(month), lo, hi),
-    )
+    conn.executemany(
+        f"{_INSERT} VALUES (?, 'stop', ?, '', ?, ?, ?, ?)",
+        [
+            (month, *r)
+            for r in stop_sums(
+                conn, "", f"{_PER_VISIT_IN} AND a.day >= ? AND a.day <= ?", (lo, hi), lo,
+                _last_day(month),
+            )
+        ],
+    )  # fmt: skip
     conn.execute(
         f"{_INSERT} SELECT ?, 'stop', '{VISITS}', '', name, municipality, planned, count(*)"
         " FROM stop_visits WHERE day >= ? AND day <= ? GROUP BY name, municipality, planned",
@@ -149,19 +147,41 @@ def refresh(store) -> int:
         todo = store._conn.execute(
             "SELECT period FROM rollup_periods WHERE state = 0 ORDER BY length(period) DESC, period"
         ).fetchall()
+    lock = store.row_lock  # " FOR UPDATE" on PostgreSQL
     n = 0
     for (period,) in todo:
         with store.transaction() as conn:
-            still = conn.execute(
-                "SELECT 1 FROM rollup_periods WHERE period = ? AND state = 0", (period,)
-            ).fetchone()
-            if not still:  # another refresh (a second `vanbox prune`) was first
-                continue
-            conn.execute("DELETE FROM rollup_sums WHERE period = ?", (period,))
-            _REFRESH[len(period)](conn, period)
-            conn.execute("UPDATE rollup_periods SET state = 1 WHERE period = ?", (period,))
-            n += 1
+            n += _refresh(conn, period, lock)
     return n
+
+
+def _refresh(conn, period: str, lock: str) -> int:
+    """Sum ``period`` again if it is still out of date (another refresh, a second
+    `vanbox prune`, may have been first), after the out-of-date days of a month or months
+    of a year it is summed from: a fold that marked a day again after that day's own
+    refresh makes its month wait for it, in this transaction. The period's row is locked
+    first (PostgreSQL: ingest is not serialized with the daily job, and a stop visit
+    arriving meanwhile marks the period: the trigger waits, then marks it again).
+    Returns how many periods were made current."""
+    row = conn.execute(
+        f"SELECT state FROM rollup_periods WHERE period = ?{lock}", (period,)
+    ).fetchone()
+    if row is None or row[0] != 0:
+        return 0
+    n = 0
+    if len(period) < 10:  # a month's days, a year's months
+        parts = conn.execute(
+            "SELECT period FROM rollup_periods WHERE state = 0 AND period >= ? AND period <= ?"
+            " AND length(period) = ? ORDER BY period",
+            (f"{period}-01", f"{period}-31" if len(period) == 7 else f"{period}-12",
+             len(period) + 3),
+        ).fetchall()  # fmt: skip
+        for (p,) in parts:
+            n += _refresh(conn, p, lock)
+    conn.execute("DELETE FROM rollup_sums WHERE period = ?", (period,))
+    _REFRESH[len(period)](conn, period)
+    conn.execute("UPDATE rollup_periods SET state = 1 WHERE period = ?", (period,))
+    return n + 1
 
 
 # --- reading -----------------------------------------------------------------------------

@@ -263,7 +263,8 @@ def translate_schema(script: str) -> str:
     code = "".join(out)
     for pattern, repl in _TYPES:
         code = pattern.sub(repl, code)
-    code = _rewrite(code)
+    # per statement first: on the whole script, only the last one would get its ON CONFLICT
     statements = [s.strip() for s in code.split(";")]
     code = ";\n".join(_on_conflict_do_nothing(s) for s in statements if s) + ";\n"
+    code = _rewrite(code)
     return _unmask(code, kept, percent=False)

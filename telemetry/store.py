@@ -66,6 +66,10 @@ def _sql_checkin_id(old: object) -> object:
 class Store:
     """The SQLite store of one box (``van``) or of the hub (events carry their own van)."""
 
+    # Appended to a SELECT inside a transaction that must hold the rows it read until it
+    # commits: nothing on SQLite (one writer at a time), " FOR UPDATE" on PostgreSQL.
+    row_lock = ""
+
     def __init__(
         self, path: str | Path, *, van: str = "", tz: str = "Europe/Berlin", tid: str = "VB"
     ) -> None:

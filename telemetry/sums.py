@@ -16,10 +16,10 @@ import sqlite3
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date
 
 from . import rollup
-from .metrics import DEFAULT_CREW, METRICS, _cur, _dirty_days, raw_cached
+from .metrics import DEFAULT_CREW, METRICS, _cur, _dirty_days, raw_cached, stop_sums, stops_of
 from .metrics import clear_cache as _clear_metrics
 
 Stop = tuple[str, str, bool]  # name, municipality, planned
@@ -98,7 +98,6 @@ def _sums(conn, s, e, start, end, by, van, names, crew) -> dict[tuple, float]:
     if van is None and rollup.serves(by, names):
         periods, plain = rollup.cover(conn, start, end, set(stale), by)
         _add(out, by, rollup.read(conn, by, names, periods))
-    group = {"key": "a.key", "day": "a.day", "stop": "s.name, s.municipality, s.planned"}[by]
     marks = ",".join("?" * len(names))
     # Every aggregates row has its agg_days row, in state > 0 unless the day went stale
     # (telemetry.retention writes both in one transaction): a day without any stale van
@@ -106,57 +105,45 @@ def _sums(conn, s, e, start, end, by, van, names, crew) -> dict[tuple, float]:
     for join in (False, True):
         if (join and not stale) or (not join and plain == []):
             continue
-        if join:
-            days, lo, hi = stale, stale[0], stale[-1]
-        elif plain is not None:
-            days, lo, hi = plain, plain[0], plain[-1]
-        else:
-            days, lo, hi = None, s, e
-        sql = f"SELECT a.metric, {group}, sum(a.value) FROM aggregates a"
-        args: list = []
-        if join:
-            sql += " JOIN agg_days d ON d.van = a.van AND d.day = a.day AND d.state > 0"
-        if by == "stop":
-            # A day's events belong to visits that arrived that day or the day before
-            # (telemetry.metrics: at most 13 hours before its first event; a day after,
-            # to be safe): the bounds let the database find them by day, not hash them all.
-            sql += (
-                " LEFT JOIN stop_visits s ON s.id = a.key AND a.key <> ''"
-                " AND s.day >= ? AND s.day <= ?"
-            )
-            args += [_shift(lo, -1), _shift(hi, 1)]
-        sql += f" WHERE a.metric IN ({marks})"
-        args += names
+        joins, where, args = "", f"a.metric IN ({marks})", list(names)
         if join:  # the same days on agg_days: PostgreSQL does not carry them over the join
-            sql += f" AND a.day {_in(stale)} AND d.day {_in(stale)}"
+            joins = " JOIN agg_days d ON d.van = a.van AND d.day = a.day AND d.state > 0"
+            where += f" AND a.day {_in(stale)} AND d.day {_in(stale)}"
             args += stale + stale
-        elif days is not None:
-            sql += f" AND a.day {_in(days)}"
-            args += days
+            lo, hi = stale[0], stale[-1]
+        elif plain is not None:
+            where += f" AND a.day {_in(plain)}"
+            args += plain
+            lo, hi = plain[0], plain[-1]
         else:
-            sql += " AND a.day >= ? AND a.day < ?"
+            where += " AND a.day >= ? AND a.day < ?"
             args += [s, e]
+            lo, hi = s, e
             if stale:
-                sql += f" AND a.day NOT {_in(stale)}"
+                where += f" AND a.day NOT {_in(stale)}"
                 args += stale
         if van is not None:
-            sql += " AND a.van = ?"
+            where += " AND a.van = ?"
             args.append(van)
-        sql += f" GROUP BY a.metric, {group}"
-        _add(out, by, _cur(conn).execute(sql, args).fetchall())
+        if by == "stop":
+            _add(out, by, stop_sums(conn, joins, where, args, lo, hi))
+        else:
+            col = {"key": "a.key", "day": "a.day"}[by]
+            sql = (
+                f"SELECT a.metric, {col}, sum(a.value) FROM aggregates a{joins}"
+                f" WHERE {where} GROUP BY a.metric, {col}"
+            )
+            _add(out, by, _cur(conn).execute(sql, args).fetchall())
     raw = [m for rows in raw_cached(conn, dirty, crew).values() for m in rows if m[0] in names]
     if by == "stop":
-        where = _stops_of(conn, {m[3] for m in raw})
+        where = stops_of(conn, {m[3] for m in raw})
         for m in raw:
-            out[(m[0], where.get(m[3]))] += m[4]
+            st = where.get(m[3])
+            out[(m[0], None if st is None else (st[0], st[1], bool(st[2])))] += m[4]
     else:
         for m in raw:
             out[(m[0], m[3] if by == "key" else m[1])] += m[4]
     return dict(out)
-
-
-def _shift(day: str, n: int) -> str:
-    return (date.fromisoformat(day) + timedelta(days=n)).isoformat()
 
 
 def _add(out: dict, by: str, rows: list[tuple]) -> None:
@@ -168,20 +155,6 @@ def _add(out: dict, by: str, rows: list[tuple]) -> None:
     else:
         for m, k, v in rows:
             out[(m, k)] += v
-
-
-def _stops_of(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, Stop]:
-    """``{visit id: its stop}`` for the ids that are stop visits."""
-    ids = sorted(i for i in set(ids) if i)
-    out: dict[str, Stop] = {}
-    for i in range(0, len(ids), 500):
-        chunk = ids[i : i + 500]
-        for r in _cur(conn).execute(
-            f"SELECT id, name, municipality, planned FROM stop_visits WHERE id {_in(chunk)}",
-            chunk,
-        ):
-            out[r[0]] = (r[1], r[2], bool(r[3]))
-    return out
 
 
 def visit_counts(

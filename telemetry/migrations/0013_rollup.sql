@@ -26,3 +26,11 @@ INSERT OR IGNORE INTO rollup_periods (period)
     SELECT DISTINCT substr(day, 1, 7) FROM agg_days WHERE state > 0;
 INSERT OR IGNORE INTO rollup_periods (period)
     SELECT DISTINCT substr(day, 1, 4) FROM agg_days WHERE state > 0;
+
+-- A stop visit arriving late for a day already folded and pruned (a hub receiving an old
+-- backlog) leaves agg_days as it is, but it counts among the day's stop visits: the
+-- rollup of its day, month and year is summed again (telemetry/rollup.py).
+CREATE TRIGGER IF NOT EXISTS rollup_visit_new AFTER INSERT ON stop_visits BEGIN
+    UPDATE rollup_periods SET state = 0
+        WHERE period IN (substr(NEW.day, 1, 4), substr(NEW.day, 1, 7), NEW.day);
+END;

@@ -296,6 +296,14 @@ def test_schema_translation():
     assert ddl.count("rowid") == 1 and "DOUBLE PRECISION" in ddl and "BYTEA" in ddl
     with pytest.raises(ValueError, match="triggers"):
         sql_dialect.translate_schema("CREATE TRIGGER t AFTER INSERT ON x BEGIN SELECT 1; END;")
+    two = sql_dialect.translate_schema(  # each statement its own ON CONFLICT
+        "INSERT OR IGNORE INTO t (a) SELECT a FROM u;\nINSERT OR IGNORE INTO t (a) SELECT b FROM u;"
+    )
+    assert "OR IGNORE" not in two
+    assert [s.strip().endswith("ON CONFLICT DO NOTHING") for s in two.split(";") if s.strip()] == [
+        True,
+        True,
+    ]
 
 
 _text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),

@@ -5,7 +5,10 @@ are split between grains (Hypothesis)."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import sys
+import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -18,11 +21,11 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 import test_fleet_sums as fs  # noqa: E402
 from pg import pg_cluster  # noqa: E402, F401
 
-from telemetry import retention, rollup  # noqa: E402
+from telemetry import raw_days, retention, rollup  # noqa: E402
 from telemetry.report_tables import REPORTS, period  # noqa: E402
 from telemetry.reports import report  # noqa: E402
 from telemetry.stores import open_store  # noqa: E402
-from telemetry.sums import clear_cache, sums  # noqa: E402
+from telemetry.sums import clear_cache, sums, visit_counts  # noqa: E402
 
 PERIODS = [
     period("year", date(2025, 1, 1)),
@@ -173,6 +176,297 @@ def test_a_hub_with_folded_days_gets_its_rollup_on_the_next_fold(tmp_path, years
     assert _read_periods(store, fs.MONTH, "stop") == ["2025-05"]
     state = store.reader().execute("SELECT count(*) FROM rollup_periods WHERE state = 0")
     assert state.fetchone()[0] == 0
+    store.close()
+
+
+# --- what the review found: long visits, late visits for pruned days, overlapping runs --
+
+
+def _rows(conn, table: str, rows: list[tuple]) -> None:
+    cols = {
+        "footfall": "id, van, ts, day, hour, kind, sensor, occupancy",
+        "positions": "id, van, ts, day, lat, lon, mode, alt, speed, track, hdop, sats, suspect",
+        "checkins": "id, van, ts, day, hour, age_group, topics, first_visit, heard_from, language",
+        "stop_visits": 'id, van, arrived, "left", day, name, municipality, lat, lon, planned',
+    }[table]
+    marks = ",".join("?" * len(cols.split(",")))
+    conn.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
+
+
+def _at(d: date, hh: int, mm: int = 0) -> datetime:
+    return datetime(d.year, d.month, d.day, hh, mm, tzinfo=fs.base.TZ)
+
+
+def _visit(conn, van: str, arrived: datetime, left: datetime | None, name: str) -> str:
+    vid = f"{van}-{name}-{arrived:%m%d%H%M}"
+    _rows(
+        conn,
+        "stop_visits",
+        [
+            (
+                vid,
+                van,
+                arrived.timestamp(),
+                left and left.timestamp(),
+                arrived.date().isoformat(),
+                name,
+                "Peine",
+                52.3,
+                10.2,
+                0,
+            )
+        ],
+    )
+    return vid
+
+
+def _passes(conn, van: str, t: datetime, n: int) -> None:
+    _rows(
+        conn,
+        "footfall",
+        [
+            (
+                f"{van}-ff-{t.timestamp() + 60 * i}",
+                van,
+                t.timestamp() + 60 * i,
+                t.date().isoformat(),
+                t.hour,
+                "pass",
+                "door",
+                0,
+            )
+            for i in range(n)
+        ],
+    )
+    _rows(
+        conn,
+        "positions",
+        [
+            (
+                f"{van}-p-{t.timestamp()}",
+                van,
+                t.timestamp(),
+                t.date().isoformat(),
+                52.3,
+                10.2,
+                3,
+                0.0,
+                0.0,
+                0.0,
+                1.0,
+                8,
+                0,
+            )
+        ],
+    )
+
+
+def _both_ways(store, fn):
+    """``fn()`` with the rollup, and with every period out of date (the aggregates)."""
+    clear_cache()
+    with_ = fn()
+    with store.transaction() as conn:
+        states = conn.execute("SELECT period, state FROM rollup_periods").fetchall()
+        conn.execute("UPDATE rollup_periods SET state = 0")
+    clear_cache()
+    without = fn()
+    with store.transaction() as conn:
+        conn.executemany(
+            "UPDATE rollup_periods SET state = ? WHERE period = ?", [(s, p) for p, s in states]
+        )
+    clear_cache()
+    return with_, without
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def folded_hub(request, years, tmp_path_factory):
+    store, pg = _store(request.param, request, tmp_path_factory, "review")
+    fs._fill(store, years, fold_all=True)
+    yield store
+    store.close()
+    if pg:
+        pg[0].drop(pg[1])
+
+
+NOW = datetime(2025, 7, 1, tzinfo=UTC)
+YEAR = period("year", date(2025, 1, 1))
+
+
+def test_a_visit_longer_than_a_day_keeps_its_stop(folded_hub):
+    """A van parked at a festival from Tuesday 9:00 to Thursday 20:00, the box on: the
+    visitors of Thursday belong to a visit that arrived two days before, further back
+    than the day-bounded join of the stop visits reaches; they stay at the festival."""
+    store, d = folded_hub, date(2025, 4, 29)
+    with store.transaction() as conn:
+        _visit(conn, "van-fest", _at(d, 9), _at(d + timedelta(days=2), 20), "Festwiese")
+        for k in range(3):
+            for h in (10, 12, 15, 18):
+                _passes(conn, "van-fest", _at(d + timedelta(days=k), h, 5), 6)
+    retention.fold(store, NOW, before="2025-07-01")
+    names = ("visit_visitors",)
+
+    def fest():
+        got = sums(store.reader(), YEAR.start, YEAR.end, "stop", van=None, names=names)
+        return {k: v for k, v in got.items() if k[1] is None or k[1][0] == "Festwiese"}
+
+    with_, without = _both_ways(store, fest)
+    assert with_ == without
+    fest_only = {k[1]: v for k, v in with_.items() if k[1] is not None}
+    assert list(fest_only) == [("Festwiese", "Peine", False)]
+    # 12 door openings of 6 passes: the crew's 2 at each end, then 1 person per 2 passes
+    assert list(fest_only.values())[0] > 20
+
+
+def test_a_late_stop_visit_for_a_pruned_day_is_counted(folded_hub):
+    """A hub receiving an old backlog: a stop visit for a day already pruned. The day
+    stays pruned (its raw rows are gone), but the visit counts among the stop visits of
+    its day, month and year, with the rollup as without it."""
+    store = folded_hub
+    with store.transaction() as conn:
+        conn.execute("UPDATE agg_days SET state = 2 WHERE state = 1")  # as after the prune
+        van, iso = conn.execute(
+            "SELECT van, day FROM agg_days WHERE day >= '2025-05-06' ORDER BY day, van"
+        ).fetchone()
+    day = date.fromisoformat(iso)
+    before = _both_ways(store, lambda: visit_counts(store.reader(), YEAR.start, YEAR.end, "day"))
+    with store.transaction() as conn:
+        _visit(conn, van, _at(day, 21), _at(day, 22), "Spät")
+    assert (
+        store.reader()
+        .execute("SELECT state FROM agg_days WHERE van = ? AND day = ?", (van, iso))
+        .fetchone()[0]
+        == 2
+    )
+    for p in (period("day", day), period("month", day), YEAR):
+        with_, without = _both_ways(
+            store, lambda p=p: visit_counts(store.reader(), p.start, p.end, "stop")
+        )
+        assert with_ == without, p.label
+        assert with_[("Spät", "Peine", False)] == 1
+    after = visit_counts(store.reader(), YEAR.start, YEAR.end, "day")
+    assert (
+        after[day.isoformat()] == before[0][day.isoformat()] + 1 == before[1][day.isoformat()] + 1
+    )
+    retention.fold(store, NOW, before="2025-07-01")  # the next daily run sums it up
+    assert _read_periods(store, YEAR, "stop") == ["2025"]
+    assert visit_counts(store.reader(), YEAR.start, YEAR.end, "day") == after
+
+
+def test_a_month_waits_for_its_days_marked_again(folded_hub, monkeypatch):
+    """Two daily runs overlapping: run A has refreshed 2 May and is about to sum May when
+    run B folds a late check-in for 2 May (marking the day, May and 2025 again). May and
+    2025 must then be summed from 2 May as it is now, not as A summed it."""
+    store, day = folded_hub, date(2025, 5, 7)
+    first = next(
+        e
+        for e in fs._years()["fleet-a"].checkin_events
+        if e.time.astimezone(fs.base.TZ).date() == day
+    )
+    store.ingest_many([fs._late_checkin(fs._years()["fleet-a"])])  # run A will fold it
+    orig = store.transaction
+    injected = []
+
+    def state(p: str) -> int:
+        return (
+            store.reader()
+            .execute("SELECT state FROM rollup_periods WHERE period = ?", (p,))
+            .fetchone()[0]
+        )
+
+    @contextlib.contextmanager
+    def transaction():
+        with orig() as conn:
+            yield conn
+        if not injected and state(day.isoformat()) == 1 and state(day.isoformat()[:7]) == 0:
+            injected.append(1)  # A has summed the day, not yet May: B folds a late row
+            store.ingest_many([dataclasses.replace(first, id="late-b", van="fleet-b")])
+            with orig() as c2:
+                retention._fold_batch(c2, "fleet-b", [day.isoformat()])
+
+    monkeypatch.setattr(store, "transaction", transaction)
+    retention.fold(store, NOW, before="2025-07-01")  # run A, with B's fold inside
+    monkeypatch.setattr(store, "transaction", orig)
+    rollup.refresh(store)  # run B's refresh
+    assert injected
+    for p in (period("day", day), period("month", day), YEAR):
+        with_, without = _both_ways(
+            store, lambda p=p: sums(store.reader(), p.start, p.end, "key", names=("first",))
+        )
+        assert with_ == without, p.label
+
+
+def test_a_late_event_during_the_fold_of_its_day_is_not_lost(request, years, tmp_path_factory):
+    """PostgreSQL, where ingest is not serialized with the daily job: a late check-in
+    arrives while the fold is computing its day. The ingest waits for the fold (the day's
+    row is locked), then marks the day stale, and the next fold counts it."""
+    store, (cluster, url) = _store("postgresql", request, tmp_path_factory, "lock")
+    try:
+        fs._fill(store, years)
+        late = fs._late_checkin(years["fleet-a"])
+        day = fs.STALE_DAY
+        orig, seen = retention.raw_metrics, []
+
+        def computing(conn, van, days, **kw):
+            rows = orig(conn, van, days, **kw)
+            if van == "fleet-a" and day in days and not seen:
+                t = threading.Thread(target=lambda: store.ingest_many([late]))
+                t.start()
+                t.join(timeout=1.0)
+                seen.append((t, t.is_alive()))  # still waiting for the fold's lock?
+            return rows
+
+        retention.raw_metrics = computing
+        try:
+            retention.fold(store, NOW, before="2025-07-01")
+        finally:
+            retention.raw_metrics = orig
+        thread, waited = seen[0]
+        thread.join(10)
+        assert waited and not thread.is_alive()
+        conn = store.reader()
+        assert (
+            conn.execute(
+                "SELECT state FROM agg_days WHERE van = 'fleet-a' AND day = ?", (day,)
+            ).fetchone()[0]
+            == 0
+        )
+        retention.fold(store, NOW, before="2025-07-01")
+        folded, raw = (
+            conn.execute(
+                "SELECT sum(value) FROM aggregates WHERE van = 'fleet-a' AND day = ?"
+                " AND metric = 'hour_checkins'",
+                (day,),
+            ).fetchone()[0],
+            conn.execute(
+                "SELECT count(*) FROM checkins WHERE van = 'fleet-a' AND day = ?", (day,)
+            ).fetchone()[0],
+        )
+        assert folded == raw
+    finally:
+        store.close()
+        cluster.drop(url)
+
+
+def test_raw_days_in_small_batches_are_the_same(years, tmp_path, monkeypatch):
+    """Many vans' raw days are computed in batches of vans and of visits (PostgreSQL takes
+    at most 65,535 parameters in a statement): any batch size gives the same rows."""
+    store = open_store(tmp_path / "hub.db")
+    fs._fill(store, years)  # days from 15 May on stay raw
+    conn = store.reader()
+    todo = {
+        v: [
+            d for (d,) in conn.execute("SELECT day FROM agg_days WHERE van = ? AND state = 0", (v,))
+        ]
+        for v in fs.VANS
+    }
+    whole = raw_days.raw_metrics_many(conn, todo)
+    assert sum(len(r) for r in whole.values()) > 100
+    monkeypatch.setattr(raw_days, "BATCH_VANS", 1)
+    monkeypatch.setattr(raw_days, "VISITS_PER_QUERY", 2)
+    small = raw_days.raw_metrics_many(conn, todo)
+    assert {v: sorted(r) for v, r in small.items()} == {v: sorted(r) for v, r in whole.items()}
+    for v, days in todo.items():
+        assert sorted(raw_days.raw_metrics(conn, v, days)) == sorted(whole[v])
     store.close()
 
 
