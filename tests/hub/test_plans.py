@@ -39,7 +39,7 @@ class Clock:
         return T
 
 
-def wait_for(cond: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+def wait_for(cond: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
