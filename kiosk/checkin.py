@@ -18,12 +18,18 @@ so it works without JavaScript and without a session. ``kiosk.js`` only adds the
 reset, the heartbeat to ``/healthz``, guards against double submits and double taps, and
 registers the service worker that keeps browser error pages off the touchscreen.
 
-Every post is checked strictly: a bad CSRF token, an unknown field, an unknown code or
-a field in the wrong step is a 400 and nothing is stored. The check-in itself is one
-:class:`telemetry.events.CheckIn` per person (categories only, time rounded to the hour;
-"Wir sind zu 3" records three) recorded with its outbox row. Repeated taps make one
-check-in: the guard works per flow (a flow id records once), so two visitors who finish
-within seconds of each other are two check-ins.
+This module holds the blueprint, its views and every text the screens translate (the
+message catalog is extracted from it: babel.cfg). The rest lives alongside:
+
+- :mod:`kiosk.checkin_form`: the steps and the strict check of every post. A bad CSRF
+  token, an unknown field, an unknown code or a field in the wrong step is a 400 and
+  nothing is stored.
+- :mod:`kiosk.checkin_record`: the check-in itself is one
+  :class:`telemetry.events.CheckIn` per person (categories only, time rounded to the
+  hour; "Wir sind zu 3" records three) recorded with its outbox row. Repeated taps make
+  one check-in: the guard works per flow (a flow id records once), so two visitors who
+  finish within seconds of each other are two check-ins.
+- :mod:`kiosk.checkin_page`: the page frame, the locale's digits, the QR code.
 
 Nothing about the client (address, user agent, cookie) is stored or logged here.
 """
@@ -32,15 +38,9 @@ from __future__ import annotations
 
 import re
 import secrets
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 
-import segno
-from babel import Locale
 from babel.dates import format_skeleton
 from flask import (
     Blueprint,
@@ -58,9 +58,22 @@ from markupsafe import Markup
 
 from telemetry import categories
 from telemetry.events import CheckIn
-from telemetry.plan import current_plan, stored_version
+from telemetry.plan import current_plan
 
 from . import appctx, csrf, i18n
+from .checkin_form import FIRST_VISIT as FIRST_VISIT
+from .checkin_form import FLOW_RE as FLOW_RE
+from .checkin_form import GROUP_SIZES, PREVIOUS, STEP_NO, _one, _parse
+from .checkin_form import STEP_TOTAL as STEP_TOTAL
+from .checkin_page import _DIGITS as _DIGITS
+from .checkin_page import _map_url, _page
+from .checkin_page import _qr_svg as _qr_svg
+from .checkin_page import digits as digits
+from .checkin_page import plan_version as plan_version
+from .checkin_record import STATE_KEY as STATE_KEY
+from .checkin_record import RepeatGuard as RepeatGuard
+from .checkin_record import _record_kept
+from .checkin_record import guard as guard
 
 
 # Stable English codes (telemetry.categories: what is stored, published and accepted by
@@ -96,7 +109,6 @@ TOPICS = _labelled(
         _l("Something else"),
     ),
 )
-FIRST_VISIT = {"yes": True, "no": False, "unsaid": None}
 HEARD_FROM = _labelled(
     categories.HEARD_FROM,
     (
@@ -108,36 +120,7 @@ HEARD_FROM = _labelled(
         _l("Other"),
     ),
 )
-SKIP = "skip"
-GROUP_SIZES = tuple(str(n) for n in range(1, categories.GROUP_SIZE_MAX + 1))
-
-# Which fields each step's post must and may carry (besides csrf_token, flow, step, back).
-# The age screen may carry topics and group size too: it is shown again after "back".
-STEPS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "age": (frozenset({"age"}), frozenset({"age", "topic", "group"})),
-    "topics": (frozenset({"age"}), frozenset({"age", "topic", "group"})),
-    "visit": (
-        frozenset({"age", "first_visit"}),
-        frozenset({"age", "topic", "group", "first_visit"}),
-    ),
-    "heard": (
-        frozenset({"age", "first_visit", "heard_from"}),
-        frozenset({"age", "topic", "group", "first_visit", "heard_from"}),
-    ),
-}
-# The answer each step's own buttons give: a "back" post comes without it.
-OWN_ANSWER = {"age": "age", "topics": "topic", "visit": "first_visit", "heard": "heard_from"}
-PREVIOUS = {"topics": "age", "visit": "topics", "heard": "visit"}
-# The steps as the counter shows them: the fourth (how heard) only follows a first visit,
-# so the counter says "of 4" throughout and a visitor may finish after the third.
-STEP_NO = {"age": 1, "topics": 2, "visit": 3, "heard": 4}
-STEP_TOTAL = 4
-ALWAYS = frozenset({csrf.FIELD, "flow", "step"})
-FIELDS = frozenset({"age", "topic", "group", "first_visit", "heard_from", "back"})
-FLOW_RE = re.compile(r"[A-Za-z0-9_-]{16,64}\Z")
 LANG_RULE = "any(" + ", ".join(i18n.LANGUAGES) + "):lang"
-STATE_KEY = "vanbox_checkin"
-HEARTBEAT_KEY = "VANBOX_HEARTBEAT_S"  # Flask config: seconds between heartbeats (default 10)
 THANKS_SECONDS = 10  # the thank-you screen goes back to the start after this
 HOME_REFRESH_S = 900  # the idle start page reloads this often, so "next stops" stay current
 # The staff login the touchscreen's PIN keypad signs in as (``vanbox passwd touchscreen``,
@@ -149,130 +132,7 @@ bp = Blueprint("checkin", __name__)
 csrf.protect(bp)
 
 
-class RepeatGuard:
-    """Each flow (one visitor's pass through the screens) records at most once.
-
-    Twenty fast taps on "done" (or a replayed post) carry the same flow id and make one
-    check-in; two visitors carry two flow ids and make two, however close together. A
-    flow id is remembered for at least ``min_interval`` seconds (and while it is among the
-    last ``remember`` flows), so repeats are refused. ``clock`` is injectable so tests
-    need not sleep.
-    """
-
-    def __init__(
-        self, min_interval: float, clock: Callable[[], float] = time.monotonic, remember: int = 512
-    ) -> None:
-        self.min_interval = float(min_interval)
-        self.clock = clock
-        self.remember = remember
-        self.lock = threading.Lock()
-        self._flows: OrderedDict[str, float] = OrderedDict()
-
-    def admit(self, flow: str, record: Callable[[], object]) -> bool:
-        """Run ``record()`` unless this flow has recorded already; returns whether it ran."""
-        with self.lock:
-            now = self.clock()
-            if flow in self._flows:
-                return False
-            record()
-            self._flows[flow] = now
-            while len(self._flows) > self.remember:
-                oldest = next(iter(self._flows.values()))
-                if now - oldest < self.min_interval:
-                    break  # a burst: keep every flow of the last min_interval seconds
-                self._flows.popitem(last=False)
-            return True
-
-
-def guard() -> RepeatGuard:
-    return current_app.extensions[STATE_KEY]
-
-
-# --- request checking ----------------------------------------------------------------
-
-
-def _one(name: str) -> str | None:
-    values = request.form.getlist(name)
-    if len(values) > 1:
-        abort(400)
-    return values[0] if values else None
-
-
-def _parse() -> tuple[str, str, dict]:
-    """The posted step, flow id and answers, strictly checked (400 on anything odd)."""
-    form = request.form
-    if request.files or not set(form) <= ALWAYS | FIELDS:
-        abort(400)
-    step, flow = _one("step"), _one("flow")
-    if step not in STEPS or flow is None or not FLOW_RE.match(flow):
-        abort(400)
-    back = _one("back")
-    if back not in (None, "1") or (back and step not in PREVIOUS):
-        abort(400)
-    required, allowed = STEPS[step]
-    if back:  # "Zurück": the step's own answer is not given
-        required = required - {OWN_ANSWER[step]}
-        allowed = allowed - {OWN_ANSWER[step]} | ({"topic"} if step == "topics" else set())
-    present = set(form) - ALWAYS - {"back"}
-    if not required <= present or not present <= allowed:
-        abort(400)
-    age = _one("age")
-    if age not in AGE_GROUPS:
-        abort(400)
-    topics = form.getlist("topic")
-    if len(set(topics)) != len(topics) or not set(topics) <= set(TOPICS):
-        abort(400)
-    group = _one("group") or "1"
-    if group not in GROUP_SIZES:
-        abort(400)
-    answers: dict = {
-        "age": age,
-        "topics": tuple(t for t in TOPICS if t in topics),
-        "group": int(group),
-        "back": bool(back),
-    }
-    if "first_visit" in required:
-        fv = _one("first_visit")
-        if fv not in FIRST_VISIT:
-            abort(400)
-        answers["first_visit"] = fv
-    if "heard_from" in required:
-        hf = _one("heard_from")
-        if answers["first_visit"] != "yes" or (hf not in HEARD_FROM and hf != SKIP):
-            abort(400)
-        answers["heard_from"] = None if hf == SKIP else hf
-    return step, flow, answers
-
-
-# --- locale digits -------------------------------------------------------------------
-
-# The digits of the numbering systems CLDR names as a kiosk language's default (Babel
-# knows which system a locale uses, but formats every system with Latin digits).
-_DIGITS = {"arab": "٠١٢٣٤٥٦٧٨٩", "arabext": "۰۱۲۳۴۵۶۷۸۹"}
-
-
-@lru_cache(maxsize=16)
-def _digit_table(locale: str) -> dict[int, str]:
-    digits = _DIGITS.get(Locale.parse(locale).default_numbering_system)
-    return str.maketrans("0123456789", digits) if digits else {}
-
-
-def digits(text: object) -> str:
-    """``text`` with its digits in the current locale's own (Persian digits in Farsi)."""
-    return str(text).translate(_digit_table(str(get_locale())))
-
-
-# --- start screen helpers ------------------------------------------------------------
-
-
-def _map_url() -> str:
-    return appctx.config().kiosk["public_map_url"] or request.url_root.rstrip("/") + "/map"
-
-
-@lru_cache(maxsize=8)
-def _qr_svg(url: str) -> str:
-    qr = segno.make(url, error="m")
-    return qr.svg_inline(scale=4, border=2, dark="#000", light="#fff", omitsize=True)
+# --- the start screen's next stops ---------------------------------------------------
 
 
 def _day_label(start: datetime, now: datetime) -> str:
@@ -306,34 +166,6 @@ def _next_stops() -> list[dict]:
             }
         )
     return out
-
-
-def _page(template: str, **ctx) -> str:
-    cfg = appctx.config()
-    lang = i18n.current()
-    ctx.setdefault("home_url", url_for("checkin.start"))
-    ctx.setdefault("idle_s", int(cfg.kiosk["idle_seconds"]))
-    ctx.setdefault("plan_version", plan_version())
-    return render_template(
-        template,
-        van_name=cfg.van["name"],
-        lang=lang,
-        heartbeat_s=float(current_app.config.get(HEARTBEAT_KEY, 10)),
-        digits=digits,
-        step_total=STEP_TOTAL,
-        sw_url=url_for("checkin.service_worker"),
-        **ctx,
-    )
-
-
-def plan_version() -> int:
-    """The version of the van's newest stored plan (0: the TOML tour). The start page
-    carries it, the heartbeat reports it, and the page reloads when they differ, so a
-    cancelled stop shows on the touchscreen within one heartbeat."""
-    try:
-        return stored_version(appctx.store().reader(), appctx.config().van["id"])
-    except Exception:  # noqa: BLE001 - an old schema or a broken file: no plan known
-        return 0
 
 
 # --- views ---------------------------------------------------------------------------
@@ -407,22 +239,6 @@ def step_post(lang: str):
     if kept and not all(kept):  # neither stored nor safely waiting: never say thank you
         return _page("checkin/ask_staff.html", idle_s=THANKS_SECONDS), 503
     return redirect(url_for("checkin.thanks", lang=lang), code=303)
-
-
-def _record_kept(event: CheckIn) -> bool:
-    """Record the check-in; True when it is stored, or waits in the box's retry queue
-    while the box is healthy (a full disk); False when the box cannot store."""
-    from .status import healthy
-
-    recorder = current_app.extensions.get("vanbox_record")
-    try:
-        outcome = str(recorder(event)) if recorder is not None else str(appctx.record(event))
-    except Exception:  # noqa: BLE001 - the visitor gets the staff screen, not a 500
-        current_app.logger.exception("check-in could not be recorded")
-        return False
-    if outcome == "queued":
-        return healthy()[0]
-    return outcome not in ("dead", "dropped")
 
 
 @bp.get(f"/<{LANG_RULE}>/thanks")

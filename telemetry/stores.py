@@ -23,7 +23,7 @@ def _db_errors() -> tuple[type[BaseException], ...]:
 
 
 # What a database call may raise on either back end (``except DB_ERRORS``, where code
-# catches ``sqlite3.Error`` today, e.g. kiosk/auth.py's "cannot count a failed login").
+# catches ``sqlite3.Error`` today, e.g. kiosk/auth_lockout.py's "cannot count a failed login").
 DB_ERRORS = _db_errors()
 _DBNAME = re.compile(r"[A-Za-z0-9_.$-]{1,63}")
 
