@@ -229,13 +229,15 @@ def _today() -> date:
     return appctx.now().astimezone(appctx.config().tz).date()
 
 
-def _effective() -> date:
+def _effective(plan: Plan, key: str = "") -> date:
     """The day a change of the weekly plan takes effect ("Gilt ab"): empty is today; not
-    before today (the past stays as it was planned), at most ``EFFECTIVE_MAX_DAYS`` ahead."""
+    before today (the past stays as it was planned), at most ``EFFECTIVE_MAX_DAYS`` ahead.
+    Today's visit of the stop ``key`` that has already begun stays as it was planned: the
+    change then takes effect tomorrow (the page's "Gültig ab" column shows it)."""
     today = _today()
-    if not _form("effective"):
-        return today
-    day = _date("effective", "Gilt ab")
+    day = _date("effective", "Gilt ab") if _form("effective") else today
+    if day == today and key and _begun_today(plan, key):
+        return today + timedelta(days=1)
     if day < today:
         raise PlanError(
             f"Gilt ab: {day:%d.%m.%Y} liegt in der Vergangenheit; "
@@ -248,12 +250,22 @@ def _effective() -> date:
     return day
 
 
+def _begun_today(plan: Plan, key: str) -> bool:
+    """Has a visit of the stop ``key`` begun today (as planned, before any delay)?"""
+    tz = appctx.config().tz
+    now = appctx.now().astimezone(tz)
+    return any(
+        v.stop_key == key and (v.planned_start or v.start) <= now
+        for v in plan.visits_on(now.date(), tz)
+    )
+
+
 def _stop(plan: Plan) -> Plan:
     key = _form("key")
     old = plan.stop(key) if key else None
     if key and old is None:
         raise PlanError("Haltestelle: nicht (mehr) im Plan; bitte die Seite neu laden")
-    effective = _effective()
+    effective = _effective(plan, key)
     if old is not None and old.valid_to is not None and old.valid_to < effective:
         raise PlanError(f"Haltestelle: endet schon am {old.valid_to:%d.%m.%Y}; nicht mehr änderbar")
     place = _place(plan, key)
@@ -284,7 +296,7 @@ def _remove_stop(plan: Plan) -> Plan:
     old = plan.stop(_form("key"))
     if old is None:
         raise PlanError("Haltestelle: nicht (mehr) im Plan; bitte die Seite neu laden")
-    effective = _effective()
+    effective = _effective(plan, old.key)
     if old.valid_to is not None and old.valid_to < effective:
         raise PlanError(f"Haltestelle: endet schon am {old.valid_to:%d.%m.%Y}")
     return plan.without_stop_from(old.key, effective, now=_ts())

@@ -25,13 +25,13 @@ def stop_from(plan: Plan, stop: PlanStop, effective: date, *, now: float | None 
     """Add a weekly stop, or change the one with the same key, from ``effective`` on,
     keeping the past as it was planned.
 
-    A new stop is valid from ``effective``. A stop whose weekdays or times change
-    and which has visits before ``effective`` ends the day before (``valid_to``), and
-    a new stop (a new key, the given place and hours, the old end) starts on
-    ``effective``; the old stop's exceptions from that day on go to the new stop
-    where it has that visit. Any other change (the name, the place, or a stop
-    without earlier visits) is made in place, a stop without earlier visits then
-    starting no earlier than ``effective``."""
+    A new stop is valid from ``effective``. A stop whose weekdays, times or place
+    (coordinates, radius, municipality) change and which has visits before
+    ``effective`` ends the day before (``valid_to``), and a new stop (a new key, the
+    given place and hours, the old end) starts on ``effective``; the old stop's
+    exceptions from that day on go to the new stop where it has that visit. A change of
+    the name alone (a typo) and any change of a stop without earlier visits are made in
+    place, a stop without earlier visits then starting no earlier than ``effective``."""
     old = plan.stop(stop.key)
     if old is None:
         return plan.with_stop(replace(stop, valid_from=effective, valid_to=None), now=now)
@@ -43,7 +43,11 @@ def stop_from(plan: Plan, stop: PlanStop, effective: date, *, now: float | None 
     kept = replace(stop, valid_from=old.valid_from, valid_to=old.valid_to)
     if replace(kept, version=old.version) == old:
         return plan.changed(now=now)  # saved unchanged: no visit's SEQUENCE rises
-    schedule = (stop.weekdays, stop.start, stop.end) != (old.weekdays, old.start, old.end)
+
+    def where_when(s: PlanStop) -> tuple:
+        return (s.weekdays, s.start, s.end, s.lat, s.lon, s.radius_m, s.municipality)
+
+    schedule = where_when(stop) != where_when(old)
     if not old.has_visits_before(effective):
         start = effective if old.valid_from is None else max(old.valid_from, effective)
         return plan.with_stop(replace(kept, valid_from=start), now=now)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import unicodedata
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from typing import TYPE_CHECKING, Any
 
@@ -91,11 +91,18 @@ def _overlap(a: tuple[dtime, dtime], b: tuple[dtime, dtime]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
 
 
-def _same_time(a: PlanStop, b: PlanStop) -> bool:
-    """Do the validity ranges of two weekly stops share a day (open ends: always)?"""
+def _same_time(a: PlanStop, b: PlanStop, weekdays: set[int]) -> bool:
+    """Do the validity ranges of two weekly stops share a day that is one of their common
+    ``weekdays`` (open ends: always)? A stop ending on a Tuesday and its successor
+    starting that Tuesday, both on Mondays, never meet."""
     lo = max((d for d in (a.valid_from, b.valid_from) if d is not None), default=None)
     hi = min((d for d in (a.valid_to, b.valid_to) if d is not None), default=None)
-    return lo is None or hi is None or lo <= hi
+    if lo is None or hi is None:
+        return True
+    if hi < lo:
+        return False
+    days = (hi - lo).days + 1
+    return days >= 7 or any((lo + timedelta(days=i)).weekday() in weekdays for i in range(days))
 
 
 def _check_range(s: PlanStop, path: str) -> None:
@@ -144,7 +151,7 @@ def validate_plan(plan: Plan) -> None:
     for i, a in enumerate(plan.stops):
         for b in plan.stops[i + 1 :]:
             common = set(a.weekdays) & set(b.weekdays)
-            if common and _same_time(a, b) and _overlap((a.start, a.end), (b.start, b.end)):
+            if common and _same_time(a, b, common) and _overlap((a.start, a.end), (b.start, b.end)):
                 day = WEEKDAYS[min(common)]
                 raise PlanError(
                     f"stops: {a.name!r} ({_hours(a.start, a.end)}) and {b.name!r} "

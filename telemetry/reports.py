@@ -210,7 +210,8 @@ def _plan_now(
             continue
         seen.add(plan.van)
         for v in plan.visits_on(local.date(), tz):
-            if v.is_open(local):
+            late = v.status == "delayed" and (v.planned_start or v.start) <= local < v.end
+            if v.is_open(local) or late:  # a delayed visit: from its planned start on
                 planned.append(v)
             elif v.cancelled and v.start <= local < v.end:
                 cancelled.append(v)

@@ -145,3 +145,51 @@ def test_a_new_vans_copied_tour_starts_today(hub):
     plan = stored_plan(st, OTHER)
     assert {s.valid_from for s in plan.stops} == {TODAY}
     assert hours_on(plan, TODAY) and not hours_on(plan, TODAY - timedelta(weeks=1))
+
+
+def test_moving_a_stop_from_a_later_day_keeps_the_old_place_until_then(hub):
+    """A new place "Gilt ab" in four weeks: until then the visits (and stop detection) stay
+    at the old place; from that day on they are at the new one; last week is unchanged."""
+    app, st, _ = hub
+    c = login(app)
+    moved = dict(EDEM_FORM, name="Edemissen, Rathaus", lat="52.380", lon="10.250")
+    effective = TODAY + timedelta(weeks=4)
+    r = post(c, VAN, "stop", key=EDEM, weekdays=["mon"], start="14:30", end="18:00",
+             effective=effective.isoformat(), **moved)  # fmt: skip
+    assert r.status_code == 303
+    plan = stored_plan(st, VAN)
+
+    def place(day: date) -> list[tuple[str, float]]:
+        return [(v.name, round(v.lat, 3)) for v in plan.visits_on(day, back_tz())
+                if v.name.startswith("Edemissen")]  # fmt: skip
+
+    for day in (TODAY - timedelta(weeks=1), TODAY, effective - timedelta(weeks=1)):
+        assert place(day) == [("Edemissen, Schulzentrum", 52.386)], day
+    assert place(effective) == [("Edemissen, Rathaus", 52.38)]
+    assert any(t.lat == 52.386 for t in plan.tour(around=TODAY))
+    assert not any(t.lat == 52.38 for t in plan.tour(around=TODAY))
+
+
+def test_a_change_after_todays_visit_takes_effect_tomorrow(hub):
+    """The hours changed at 19:30, after today's 14:30 visit: today's visit stays as it
+    was (calendar, punctuality); the new hours start tomorrow. Removing the stop then
+    also keeps today's visit."""
+    from datetime import UTC, datetime
+
+    from telemetry.clock import ScaledClock
+
+    app, st, _ = hub
+    app.extensions["vanbox_clock"] = ScaledClock(datetime(2026, 11, 23, 18, 30, tzinfo=UTC),
+                                                 speed=1.0)  # fmt: skip
+    c = login(app)
+    r = post(c, VAN, "stop", key=EDEM, weekdays=["mon"], start="07:00", end="09:30", **EDEM_FORM)
+    assert r.status_code == 303
+    plan = stored_plan(st, VAN)
+    assert (EDEM, "14:30") in hours_on(plan, TODAY)
+    assert "07:00" not in [h for k, h in hours_on(plan, TODAY) if k.startswith(EDEM)]
+    assert [h for k, h in hours_on(plan, TODAY + timedelta(weeks=1)) if k.startswith(EDEM)] == [
+        "07:00"
+    ]
+    new_key = next(s.key for s in plan.stops if s.key.startswith(EDEM) and s.key != EDEM)
+    assert plan.stop(new_key).valid_from == TODAY + timedelta(days=1)
+    assert plan.stop(EDEM).valid_to == TODAY

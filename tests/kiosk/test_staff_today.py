@@ -137,12 +137,19 @@ def test_a_cancelled_stop_is_not_planned(hub):
     assert plan_line(c, f"?van={OWN}") == "laut Tourplan jetzt: Ilsede, Gebläsehalle"
 
 
-def test_a_delayed_stop_starts_later(hub):
+def test_a_delayed_stop_says_so_from_its_planned_start(hub):
+    """Planned 10:00, 90 minutes late: at 11:00 (the page's clock) staff read that it is
+    delayed and from when, not "no stop"; at 11:45 the same."""
     app, store = hub
     with_exception(store, VAN_B, kind="delay", stop_key="vechelde", delay_min=90)
     c = client_of(app)
-    assert plan_line(c, f"?van={VAN_B}") == "laut Tourplan jetzt kein Halt"
-    assert plan_line(c) == f"laut Tourplan jetzt: Ilsede, Gebläsehalle ({OWN})"
+    assert plan_line(c, f"?van={VAN_B}") == (
+        "laut Tourplan jetzt: Vechelde, Bahnhof (verspätet, ab 11:30 Uhr)"
+    )
+    assert plan_line(c) == (
+        f"laut Tourplan jetzt: Ilsede, Gebläsehalle ({OWN}), Vechelde, Bahnhof ({VAN_B})"
+        " (verspätet, ab 11:30 Uhr)"
+    )
     set_clock(app, at(MON, "11:45"))
     assert plan_line(c, f"?van={VAN_B}") == (
         "laut Tourplan jetzt: Vechelde, Bahnhof (verspätet, ab 11:30 Uhr)"

@@ -355,3 +355,23 @@ def test_saving_a_stop_unchanged_changes_no_visit(base):
     assert visits(again, MON - timedelta(weeks=2), MON + timedelta(weeks=2)) == visits(
         base, MON - timedelta(weeks=2), MON + timedelta(weeks=2)
     )
+
+
+def test_stops_whose_ranges_meet_on_no_common_weekday_do_not_overlap():
+    """Mondays until Tuesday 1 Dec and Mondays from Tuesday 1 Dec, same hours: they share
+    a day, but not a Monday, so the plan is valid; sharing Monday 7 Dec it is not."""
+    from datetime import time as dtime
+
+    from telemetry.errors import PlanError
+    from telemetry.plan import Plan, PlanStop
+
+    def monday_stop(key, **rng):
+        return PlanStop(key, f"Peine, {key}", "Peine", 52.32, 10.23, 150.0, (0,), dtime(10),
+                        dtime(12), **rng)  # fmt: skip
+
+    a = monday_stop("a", valid_to=date(2026, 12, 1))
+    b = monday_stop("b", valid_from=date(2026, 12, 1))
+    Plan(van="v1", version=1, updated=1.7e9, stops=(a, b)).validate()
+    with pytest.raises(PlanError, match="overlap on mon"):
+        longer = monday_stop("a", valid_to=date(2026, 12, 7))
+        Plan(van="v1", version=1, updated=1.7e9, stops=(longer, b)).validate()

@@ -110,10 +110,15 @@ def test_a_cancelled_visit_is_not_planned(conn):
     assert nxt["planned_stop"] == "Ilsede, Gebläsehalle" and nxt["cancelled"] == []
 
 
-def test_a_delayed_visit_starts_later(conn):
+def test_a_delayed_visit_shows_from_its_planned_start(conn):
+    """Planned 10:00, delayed by 90 minutes: from 10:00 on staff see it as the planned
+    stop with its delay ("verspätet, ab 11:30"), not "no stop" until 11:30."""
     plans = [delayed(plan(VAN_B, VECHELDE), "vechelde", 90)]
-    early = reports.today(conn, at(MON, "11:00"), TZ, van=VAN_B, plans=plans)
-    assert early["planned_stop"] is None and early["cancelled"] == []
+    before = reports.today(conn, at(MON, "09:59"), TZ, van=VAN_B, plans=plans)
+    assert before["planned_stop"] is None and before["cancelled"] == []
+    early = reports.today(conn, at(MON, "10:00"), TZ, van=VAN_B, plans=plans)
+    assert early["planned_stop"] == "Vechelde, Bahnhof" and early["cancelled"] == []
+    assert early["planned"][0].start == datetime(2026, 11, 9, 11, 30, tzinfo=TZ)
     late = reports.today(conn, at(MON, "11:45"), TZ, van=VAN_B, plans=plans)
     assert late["planned_stop"] == "Vechelde, Bahnhof"
     assert late["planned"][0].delay_min == 90
