@@ -28,84 +28,58 @@ One message can never stop the ingest:
   messages kept as dead letters) and goes on. :meth:`Hub.health` says when it is not
   working: thread dead, a batch retrying for over a minute, or dead letters piling up.
 
-Each van's status (``online``/``offline`` from its retained status topic and, for a
-bridged van, its bridge's notification topic; when that changed, the newest event time
-as "last seen", message and malformed counts) is kept in the ``van_status`` table. The
-hub hears its own ``ack`` and ``plan`` messages back through its subscription and ignores
-them.
+Each van's status (online or offline, "last seen", message and malformed counts: see
+:mod:`hub.ingest_decode`) is kept in the ``van_status`` table. The hub hears its own
+``ack``, ``plan`` and ``totals`` messages back through its subscription and ignores them.
 
 Threads: paho's network thread only queues messages; one worker thread decodes, writes
 in batches (as many as have arrived, up to ``max_batch``) and acknowledges.
 
 Several such hubs can share the ingest over MQTT 5 shared subscriptions: see
 hub/workers.py (``vanbox hub --workers N``).
+
+The parts: :mod:`hub.ingest_decode` (a batch of messages decoded, per van what it says),
+:mod:`hub.ingest_batch` (the batch written, split and dead-lettered; what is transient),
+:mod:`hub.ingest_health` (:meth:`Hub.health`), :mod:`hub.mqtt_login` (TLS and
+credentials). This module has the MQTT client, the worker thread and the acknowledgements.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import ssl
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from telemetry import topics
-from telemetry.errors import ConfigError, PayloadError, VanboxError
-from telemetry.events import to_epoch
+from telemetry.errors import ConfigError, VanboxError
 from telemetry.store import Store
 
 from .ingest_batch import (
-    DEAD_MAX,
-    DEAD_WINDOW_S,
-    RETRY_UNHEALTHY_S,
     Batch,
-    Dead,
-    Decoded,
     HubStats,
     Item,
-    Seen,
     is_transient,
     keep_all,
     write,
 )
+from .ingest_decode import HA_STATUS_TOPIC as HA_STATUS_TOPIC
+from .ingest_decode import OWN_KINDS as OWN_KINDS
+from .ingest_decode import decode_batch, van_of
+from .ingest_health import IngestHealth
+from .mqtt_login import client_tls as client_tls
 
 log = logging.getLogger("vanbox.hub")
-
-HA_STATUS_TOPIC = "homeassistant/status"
-# The hub publishes these; it hears them back and ignores them ("totals": Home
-# Assistant's retained per-van counts, telemetry/homeassistant.py).
-OWN_KINDS = ("ack", "plan", "totals")
 
 __all__ = ["Hub", "HubStats", "Item", "client_tls", "is_transient"]
 
 
-def client_tls(client: mqtt.Client, mqtt_cfg: dict[str, Any]) -> None:
-    """Apply ``mqtt.tls``, ``ca_file``, ``username`` and ``password_file`` to a client."""
-    if mqtt_cfg.get("tls"):
-        ca = mqtt_cfg.get("ca_file") or None
-        client.tls_set(ca_certs=ca, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-    user = mqtt_cfg.get("username") or ""
-    if user:
-        password = None
-        pw_file = mqtt_cfg.get("password_file") or ""
-        if pw_file:
-            try:
-                password = Path(pw_file).read_text(encoding="utf-8").strip()
-            except OSError as e:
-                raise ConfigError(
-                    f"mqtt.password_file = {pw_file!r}: cannot read ({e.strerror})"
-                ) from None
-        client.username_pw_set(user, password)
-
-
-class Hub:
+class Hub(IngestHealth):
     """Subscribe to every van under ``prefix`` and store their events in ``store``.
 
     ``mqtt_cfg`` is the config's ``mqtt`` section (host, port, tls, ca_file, username,
@@ -144,14 +118,7 @@ class Hub:
         self._gen = 0
         self._worker: threading.Thread | None = None
         self._client: mqtt.Client | None = None
-        self._retry_since: float | None = None  # monotonic start of a retrying batch
-        self._last_error = ""
-        self._unkept = 0  # messages neither stored nor kept as dead letters
-        self._dead_times: deque[tuple[float, int]] = deque()
-        self._health_lock = threading.Lock()
-        self.retry_unhealthy_s = RETRY_UNHEALTHY_S
-        self.dead_window_s = DEAD_WINDOW_S
-        self.dead_max = DEAD_MAX
+        self._init_health()
         self._check_schema()
 
     # --- lifecycle ------------------------------------------------------------------
@@ -242,48 +209,6 @@ class Hub:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # --- health ---------------------------------------------------------------------
-
-    def health(self, now: float | None = None) -> tuple[bool, str]:
-        """``(True, "...")`` while the ingest really works; ``(False, reason)`` when its
-        thread is dead, a batch has been retrying for longer than a minute, messages
-        could be neither stored nor kept, or dead letters pile up (more than
-        ``dead_max`` in ``dead_window_s``). ``now`` is ``time.monotonic()`` by default."""
-        now = time.monotonic() if now is None else now
-        worker = self._worker
-        if worker is None:
-            return False, "hub ingest is not running"
-        if not worker.is_alive():
-            return False, "hub ingest thread has died"
-        since = self._retry_since
-        if since is not None and now - since > self.retry_unhealthy_s:
-            return False, (
-                f"hub cannot store a batch for {now - since:.0f} s ({self._last_error[:200]})"
-            )
-        if self._unkept:
-            return False, f"{self._unkept} messages could be neither stored nor kept aside"
-        recent = self.dead_letters_since(now - self.dead_window_s)
-        if recent > self.dead_max:
-            return False, (
-                f"{recent} dead letters in the last {self.dead_window_s / 60:.0f} minutes"
-                f" (last: {self.stats.last_dead[-1][:200] if self.stats.last_dead else '?'})"
-            )
-        return True, f"hub ingest ok ({self.stats.events} events, {recent} recent dead letters)"
-
-    def dead_letters_since(self, t: float) -> int:
-        """How many dead letters this hub kept since monotonic time ``t``."""
-        with self._health_lock:
-            return sum(n for at, n in self._dead_times if at >= t)
-
-    def _note_dead(self, n: int, reasons: list[str]) -> None:
-        now = time.monotonic()
-        with self._health_lock:
-            self._dead_times.append((now, n))
-            while self._dead_times and self._dead_times[0][0] < now - 2 * DEAD_WINDOW_S:
-                self._dead_times.popleft()
-        self.stats.last_dead.extend(r[:300] for r in reasons)
-        self.stats.dead_letters += n  # last: a reader that sees the count sees the rest
-
     # --- paho callbacks (network thread) --------------------------------------------
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -370,62 +295,12 @@ class Hub:
             self._after(b)
 
     def _decode(self, items: list[Item]) -> Batch:
-        b = Batch()
-        now = time.time()
-        for it in items:
-            self.stats.received += 1
-            if it.topic == HA_STATUS_TOPIC:
-                b.ha_online = b.ha_online or it.payload == b"online"
-                continue
-            van = self._van_of(it.topic)
-            if van and it.topic.rsplit("/", 1)[-1] in OWN_KINDS:
-                self.stats.ignored += 1
-                continue
-            d = Decoded(it, van)
-            b.msgs.append(d)
-            seen = b.vans.setdefault(van, Seen()) if van else None
-            if seen is not None:
-                seen.messages += 1
-            try:
-                msg = topics.decode(it.topic, it.payload, self.prefix, now=now)
-            except Exception as e:  # noqa: BLE001 - whatever it is, it is this message's
-                reason = str(e) if isinstance(e, PayloadError) else f"{type(e).__name__}: {e}"
-                d.dead.append(Dead(reason, it.payload))
-                b.malformed += 1
-                self.stats.malformed += 1
-                self.stats.last_malformed = reason[:300]
-                if seen is not None:
-                    seen.malformed += 1
-                continue
-            assert seen is not None  # decode() accepted the topic, so it names a van
-            if msg.kind == topics.BRIDGE_KIND:
-                seen.bridge = msg.status
-                b.bridged.add(van)
-            elif msg.status is not None:
-                seen.status = msg.status
-            if not it.retain:
-                # Any live message is contact: a tally or a backlog of old events too
-                # (their event times would make a van that is sending look silent).
-                seen.last_seen = max(seen.last_seen or 0.0, it.arrived)
-            if msg.control is not None:
-                b.control.append((msg.van, msg.kind, msg.control))
-            for r in msg.rejected:
-                d.dead.append(Dead(r.reason, r.payload))
-                seen.malformed += 1
-            for ev in msg.events:
-                # A van's clock may run ahead; "last seen" is never in the future.
-                t = min(to_epoch(ev.time), it.arrived)
-                seen.last_seen = max(seen.last_seen or 0.0, t)
-            d.events.extend(msg.events)
-        return b
+        return decode_batch(items, self.prefix, self.stats, self._van_of)
 
     def _van_of(self, topic: str) -> str:
         """The van a topic belongs to ("" if it is not ``<prefix>/<van>/<anything>`` with
         a valid van id)."""
-        pre = self.prefix.split("/")
-        parts = topic.split("/")
-        ok = len(parts) == len(pre) + 2 and parts[: len(pre)] == pre
-        return parts[-2] if ok and topics.VAN_RE.match(parts[-2]) else ""
+        return van_of(topic, self.prefix)
 
     def _store(self, b: Batch) -> bool:
         """Write the batch, retrying transient errors with backoff. False if the hub was
