@@ -10,6 +10,7 @@ take effect and (for a change) start a successor (:func:`stop_from`,
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
@@ -54,7 +55,8 @@ def stop_from(plan: Plan, stop: PlanStop, effective: date, *, now: float | None 
     if not schedule:
         return plan.with_stop(kept, now=now)
     v = plan.version + 1
-    key = unique_key(old.key, _keys_in_use(plan))
+    # the successor of "foo-2" is "foo-3", not "foo-2-2"
+    key = unique_key(re.sub(r"-\d+$", "", old.key) or old.key, _keys_in_use(plan))
     new = replace(kept, key=key, valid_from=effective, version=v)
     ended = replace(old, valid_to=effective - timedelta(days=1))  # its version stays
     stops: list[PlanStop] = []

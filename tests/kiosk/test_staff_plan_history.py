@@ -193,3 +193,22 @@ def test_a_change_after_todays_visit_takes_effect_tomorrow(hub):
     new_key = next(s.key for s in plan.stops if s.key.startswith(EDEM) and s.key != EDEM)
     assert plan.stop(new_key).valid_from == TODAY + timedelta(days=1)
     assert plan.stop(EDEM).valid_to == TODAY
+
+
+def test_a_second_change_numbers_the_next_stop_on(hub):
+    """Hours changed today, then again from a later day: the stops are <key>, <key>-2 and
+    <key>-3 (not <key>-2-2), each valid in its own span."""
+    app, st, _ = hub
+    c = login(app)
+    post(c, VAN, "stop", key=EDEM, weekdays=["mon"], start="15:00", end="19:00", **EDEM_FORM)
+    later = TODAY + timedelta(weeks=2)
+    r = post(c, VAN, "stop", key=EDEM + "-2", weekdays=["mon"], start="16:00", end="19:00",
+             effective=later.isoformat(), **EDEM_FORM)  # fmt: skip
+    assert r.status_code == 303
+    plan = stored_plan(st, VAN)
+    keys = [s.key for s in plan.stops if s.key.startswith(EDEM)]
+    assert keys == [EDEM, EDEM + "-2", EDEM + "-3"]
+    assert plan.stop(EDEM + "-2").valid_to == later - timedelta(days=1)
+    assert plan.stop(EDEM + "-3").valid_from == later
+    assert (EDEM + "-2", "15:00") in hours_on(plan, TODAY + timedelta(weeks=1))
+    assert (EDEM + "-3", "16:00") in hours_on(plan, later)
