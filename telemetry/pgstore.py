@@ -33,7 +33,6 @@ import time
 import zoneinfo
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import datetime
 from importlib import resources
 from urllib.parse import urlsplit, urlunsplit
@@ -42,9 +41,9 @@ import psycopg
 from psycopg import errors as pgerrors
 from psycopg_pool import ConnectionPool
 
-from . import kinds, topics
+from . import kinds
 from .errors import StoreError
-from .events import Event, to_epoch, utcnow
+from .events import Event
 from .pg_connections import PgConn, PgReader, configure
 from .sql_dialect import translate_schema
 from .store import Store, migrations
@@ -191,35 +190,7 @@ class PgStore(Store):
 
     # --- writing --------------------------------------------------------------------
 
-    def add_listener(self, fn) -> None:
-        self._listeners.append(fn)
-
-    def record(self, event: Event) -> Event:
-        return self.record_many([event])[0]
-
-    def record_many(self, events: Iterable[Event]) -> list[Event]:
-        """Store events with their outbox rows (as ``Store.record_many``)."""
-        out = []
-        with self.transaction() as conn:
-            for ev in events:
-                if not ev.van:
-                    ev = replace(ev, van=self.van)
-                ek = kinds.of(ev)
-                ek.insert(conn, ev, self, upsert=ek.upsert_on_record)
-                payload = ek.encode(ev, conn, self)
-                if payload is not None:
-                    conn.execute(
-                        "INSERT INTO outbox (event_id, kind, priority, payload, created)"
-                        " VALUES (?, ?, ?, ?, ?)",
-                        (ev.id, ek.name, ek.priority, topics.dumps(payload), to_epoch(utcnow())),
-                    )
-                out.append(ev)
-        for fn in self._listeners:
-            try:
-                fn()
-            except Exception:  # noqa: BLE001 - a listener must not undo a commit
-                pass
-        return out
+    # record, record_many and add_listener: Store's, through this transaction()
 
     def ingest_many(self, events: Iterable[Event]) -> int:
         """Upsert received events by id (as ``Store.ingest_many``): known ids change

@@ -119,6 +119,20 @@ def test_the_url_chooses_postgresql_and_a_path_sqlite(tmp_path, pg_url):  # noqa
     again.close()
 
 
+def test_recording_on_postgresql_writes_the_row_its_outbox_row_and_wakes_listeners(store):
+    """PgStore records through Store's own record_many (its transaction, the kinds'
+    insert and encode): the event row, one outbox row, the van filled in, a wake-up."""
+    woken = []
+    store.add_listener(lambda: woken.append(1))
+    ev = StopVisit(datetime(2026, 11, 23, 9, 0, tzinfo=UTC), "Peine, Marktplatz", "Peine",
+                   52.32, 10.23, planned=True)  # fmt: skip
+    got = store.record(ev)
+    assert got.van == "testvan" and woken == [1]
+    assert store.count("stop_visits") == 1
+    rows = store.pending()
+    assert [r.kind for r in rows] == ["stop"] and store.outbox_depth() == 1
+
+
 def test_bad_urls_and_an_unreachable_server_are_one_clear_error(tmp_path):
     with pytest.raises(StoreError, match="file path or a postgresql:// URL"):
         open_store("mysql://hub@localhost/vanbox")
