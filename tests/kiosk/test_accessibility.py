@@ -7,12 +7,12 @@ import socket
 import threading
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from kiosk import create_app
 from telemetry.config import default_config
 from telemetry.store import Store
+from tests.axe_check import serious_violations
 
 pytestmark = pytest.mark.browser
 
@@ -38,13 +38,7 @@ def base_url(tmp_path):
 
 
 def serious(page) -> list[str]:
-    results = Axe().run(page)
-    out = []
-    for v in results.response["violations"]:
-        if v["impact"] in ("serious", "critical"):
-            targets = [n["target"] for n in v["nodes"]][:3]
-            out.append(f"{v['id']} ({v['impact']}): {v['help']} at {targets}")
-    return out
+    return serious_violations(page)
 
 
 @pytest.mark.parametrize("lang", ["de", "ar"])

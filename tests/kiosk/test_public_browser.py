@@ -24,6 +24,7 @@ from telemetry import registry, topics
 from telemetry.events import Position, utcnow
 from telemetry.plan import PlanException, PlanStop, change_plan, new_id
 from telemetry.store import Store
+from tests.axe_check import LEAFLET, serious_violations
 
 pytestmark = [pytest.mark.browser, pytest.mark.mqtt]
 
@@ -268,13 +269,8 @@ def test_public_map_on_a_desktop_and_one_van(browser, hub_server, screenshot_dir
         )
         assert box_map["x"] + box_map["width"] <= box_list["x"] + 1  # side by side
         page.screenshot(path=str(screenshot_dir / "public-desktop.png"))
-        from axe_playwright_python.sync_playwright import Axe
-
-        # The map's own widgets (Leaflet's) are not ours to fix; our page is.
-        result = Axe().run(page, context={"exclude": [[".leaflet-control-container"]]})
-        serious = [v["id"] for v in result.response["violations"]
-                   if v["impact"] in ("serious", "critical")]  # fmt: skip
-        assert serious == [], result.generate_report()
+        serious = serious_violations(page, exclude=(LEAFLET,))
+        assert serious == [], serious
         page.goto(base + "/van/van-b?lang=en")
         assert page.locator("article.van").count() == 1
         assert "Open now" in page.locator("article.van .badge").inner_text()
@@ -404,12 +400,8 @@ def test_weekly_timetable(browser, plan_server, screenshot_dir, width, height):
         assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways scroll
         page.screenshot(path=str(screenshot_dir / f"public-timetable-{width}.png"),
                         full_page=True)  # fmt: skip
-        from axe_playwright_python.sync_playwright import Axe
-
-        result = Axe().run(page)
-        serious = [v["id"] for v in result.response["violations"]
-                   if v["impact"] in ("serious", "critical")]  # fmt: skip
-        assert serious == [], result.generate_report()
+        serious = serious_violations(page)
+        assert serious == [], serious
         page.get_by_role("link", name="Nächste Woche").click()
         page.wait_for_url("**week=1**")
         assert "Woche vom 30.11." in page.locator(".tt-nav .week").inner_text()
@@ -472,12 +464,8 @@ def test_each_change_said_once_with_and_without_javascript(browser, plan_server,
             if js:
                 page.screenshot(path=str(screenshot_dir / f"public-changes-{lang}.png"),
                                 full_page=True)  # fmt: skip
-                from axe_playwright_python.sync_playwright import Axe
-
-                result = Axe().run(page)
-                serious = [v["id"] for v in result.response["violations"]
-                           if v["impact"] in ("serious", "critical")]  # fmt: skip
-                assert serious == [], result.generate_report()
+                serious = serious_violations(page)
+                assert serious == [], serious
         finally:
             ctx.close()
     assert lines[True] == lines[False]

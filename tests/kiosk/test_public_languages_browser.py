@@ -11,10 +11,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from kiosk.public_text import LANGS, TEXT
+from tests.axe_check import LEAFLET, serious_violations
 
 pytestmark = pytest.mark.browser
 
@@ -72,10 +72,7 @@ def phone(browser, *, locale: str = "de-DE", js: bool = True):
 
 
 def serious(page) -> list[str]:
-    # Leaflet's own widgets (zoom buttons, attribution) are not ours to fix; our page is.
-    result = Axe().run(page, context={"exclude": [[".leaflet-control-container"]]})
-    bad = [v for v in result.response["violations"] if v["impact"] in ("serious", "critical")]
-    return [f"{v['id']}: {v['help']} at {[n['target'] for n in v['nodes']][:3]}" for v in bad]
+    return serious_violations(page, exclude=(LEAFLET,))
 
 
 def test_arabic_phone_without_tiles(browser, serve, screenshot_dir):

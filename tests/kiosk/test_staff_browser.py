@@ -25,6 +25,7 @@ from telemetry import reports
 from telemetry.clock import ScaledClock
 from telemetry.config import default_config
 from telemetry.events import CheckIn, Footfall, Position, StopVisit
+from tests.axe_check import serious_violations
 
 pytestmark = pytest.mark.browser
 
@@ -295,18 +296,6 @@ def test_annual_report_prints_on_a4(page, server, screenshot_dir):
     assert pdf.startswith(b"%PDF")
     pages = pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages")
     assert 1 <= pages <= 12, f"the annual report prints on a few A4 pages, got {pages}"
-
-
-def serious_violations(page) -> list[str]:
-    """axe-core's serious and critical findings (axe is injected by Playwright, no network)."""
-    from axe_playwright_python.sync_playwright import Axe
-
-    out = []
-    for v in Axe().run(page).response["violations"]:
-        if v["impact"] in ("serious", "critical"):
-            targets = [n["target"] for n in v["nodes"]][:3]
-            out.append(f"{v['id']} ({v['impact']}): {v['help']} at {targets}")
-    return out
 
 
 def test_staff_pages_pass_axe(page, server):

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from gpiozero.pins.mock import MockFactory
 from werkzeug.security import generate_password_hash
 
@@ -22,6 +21,7 @@ from kiosk.auth import set_user
 from telemetry.config import default_config
 from telemetry.events import StopVisit, utcnow
 from telemetry.store import Store
+from tests.axe_check import serious_violations
 from tests.conftest import Broker, free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.mqtt]
@@ -37,12 +37,6 @@ def wait_for(cond, what: str, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting for {what}")
         time.sleep(0.1)
-
-
-def serious_violations(page) -> list[str]:
-    """axe-core's serious or critical findings on the page."""
-    found = Axe().run(page).response["violations"]
-    return [f"{v['id']}: {v['help']}" for v in found if v["impact"] in ("serious", "critical")]
 
 
 def rows(db: Path) -> list[tuple]:

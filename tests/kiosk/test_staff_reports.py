@@ -111,11 +111,12 @@ def hub(tmp_path):
     store.close()
 
 
-def client_of(app):
+def client_of(app, password: str = PASSWORD):
+    """A test client logged in as anna."""
     c = app.test_client()
     page = c.get("/staff/login").text
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    r = c.post("/staff/login", data={"name": "anna", "password": PASSWORD, "csrf_token": token})
+    r = c.post("/staff/login", data={"name": "anna", "password": password, "csrf_token": token})
     assert r.status_code == 302
     return c
 

@@ -22,6 +22,7 @@ from telemetry.config import default_config
 from telemetry.events import StopVisit
 from telemetry.plan import PlanException, PlanStop, change_plan, new_id
 from telemetry.store import Store
+from tests.kiosk.test_staff_reports import client_of as staff_client
 
 TZ = ZoneInfo("Europe/Berlin")
 PASSWORD = "heute-passwort-1"
@@ -67,12 +68,7 @@ def set_clock(app, now: datetime) -> None:
 
 
 def client_of(app):
-    c = app.test_client()
-    page = c.get("/staff/login").text
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    r = c.post("/staff/login", data={"name": "anna", "password": PASSWORD, "csrf_token": token})
-    assert r.status_code == 302
-    return c
+    return staff_client(app, PASSWORD)
 
 
 def plan_line(c, query: str = "") -> str:
