@@ -80,17 +80,26 @@ def _tables(store, p) -> dict:
     return {name: report(conn, name, p) for name in REPORTS}
 
 
-def _without_rollup(store, p) -> dict:
+@contextlib.contextmanager
+def _rollup_off(store):
+    """Every period out of date (the pages read the aggregates), then as it was."""
     with store.transaction() as conn:
         states = conn.execute("SELECT period, state FROM rollup_periods").fetchall()
         conn.execute("UPDATE rollup_periods SET state = 0")
+    clear_cache()
     try:
-        return _tables(store, p)
+        yield
     finally:
         with store.transaction() as conn:
             conn.executemany(
                 "UPDATE rollup_periods SET state = ? WHERE period = ?", [(s, p) for p, s in states]
             )
+        clear_cache()
+
+
+def _without_rollup(store, p) -> dict:
+    with _rollup_off(store):
+        return _tables(store, p)
 
 
 def _read_periods(store, p, grouping: str) -> list[str]:
@@ -265,17 +274,8 @@ def _both_ways(store, fn):
     """``fn()`` with the rollup, and with every period out of date (the aggregates)."""
     clear_cache()
     with_ = fn()
-    with store.transaction() as conn:
-        states = conn.execute("SELECT period, state FROM rollup_periods").fetchall()
-        conn.execute("UPDATE rollup_periods SET state = 0")
-    clear_cache()
-    without = fn()
-    with store.transaction() as conn:
-        conn.executemany(
-            "UPDATE rollup_periods SET state = ? WHERE period = ?", [(s, p) for p, s in states]
-        )
-    clear_cache()
-    return with_, without
+    with _rollup_off(store):
+        return with_, fn()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
