@@ -20,6 +20,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from kiosk import create_app
 from telemetry.config import default_config
 from telemetry.store import Store
+from tests.steady import steady_box, steady_center
 
 pytestmark = pytest.mark.browser
 
@@ -227,10 +228,10 @@ def test_full_checkin_by_taps_in_arabic_is_mirrored(serve, db, touch_page, scree
 
     # Mirrored: the start-aligned "back to start" button sits on the right, the first
     # age button is right of the second, and headings are right-aligned.
-    home = page.get_by_role("link", name="العودة إلى البداية").bounding_box()
+    home = steady_box(page, page.get_by_role("link", name="العودة إلى البداية"))
     assert home["x"] > 800 / 2
-    first = page.get_by_role("button", name="15-17 سنة").bounding_box()
-    second = page.get_by_role("button", name="18-20 سنة").bounding_box()
+    first = steady_box(page, page.get_by_role("button", name="15-17 سنة"))
+    second = steady_box(page, page.get_by_role("button", name="18-20 سنة"))
     assert first["x"] > second["x"]
     shoot(page, screenshot_dir, "ar-2-age")
 
@@ -238,14 +239,14 @@ def test_full_checkin_by_taps_in_arabic_is_mirrored(serve, db, touch_page, scree
     page.get_by_role("heading", name="ما الذي أتى بك إلينا اليوم؟").wait_for()
     page.get_by_text("الإقامة والأوراق", exact=True).tap()
     page.get_by_text("العمل", exact=True).tap()
-    nxt = page.get_by_role("button", name="التالي").bounding_box()
+    nxt = steady_box(page, page.get_by_role("button", name="التالي"))
     assert nxt["x"] + nxt["width"] / 2 < 800 / 2  # end-aligned: on the left in RTL
     shoot(page, screenshot_dir, "ar-3-topics")
 
     page.get_by_role("button", name="التالي").tap()
     page.get_by_role("heading", name="هل هذه أول مرة تأتي إلينا؟").wait_for()
-    yes = page.get_by_role("button", name="نعم، أول مرة").bounding_box()
-    no = page.get_by_role("button", name="لا، جئت من قبل").bounding_box()
+    yes = steady_box(page, page.get_by_role("button", name="نعم، أول مرة"))
+    no = steady_box(page, page.get_by_role("button", name="لا، جئت من قبل"))
     assert yes["x"] > no["x"]
     shoot(page, screenshot_dir, "ar-4-visit")
 
@@ -263,8 +264,8 @@ def test_full_checkin_by_taps_in_arabic_is_mirrored(serve, db, touch_page, scree
     page.get_by_role("link", name="العودة إلى البداية").tap()
     page.wait_for_url(srv.url + "/ar/")
     assert page.locator("html").get_attribute("dir") == "rtl"
-    qr = page.locator(".qr-code").bounding_box()
-    welcome = page.locator(".welcome").bounding_box()
+    qr = steady_box(page, page.locator(".qr-code"))
+    welcome = steady_box(page, page.locator(".welcome"))
     assert qr["x"] < welcome["x"]  # the info column is on the left in RTL
     shoot(page, screenshot_dir, "ar-1-start")
     page.goto(srv.url + "/ar/checkin")
@@ -369,8 +370,7 @@ def test_twenty_fast_taps_make_one_checkin(serve, db, browser, javascript):
         page.get_by_role("button", name="I'd rather not say").tap()
         page.get_by_role("button", name="Next").tap()
         done = page.get_by_role("button", name="No, I've been here before")
-        box = done.bounding_box()
-        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        x, y = steady_center(page, done)
         gate.opened.clear()
         for _ in range(20):
             page.touchscreen.tap(x, y)

@@ -15,6 +15,7 @@ from kiosk import create_app
 from telemetry.config import default_config
 from telemetry.store import Store
 from tests.kiosk.test_checkin_browser import LiveServer
+from tests.steady import steady_center
 
 pytestmark = pytest.mark.browser
 
@@ -226,8 +227,7 @@ def test_double_tap_on_a_topic_tile_selects_it_once(server, touch_page):
     page.goto(server.url + "/de/checkin")
     page.get_by_role("button", name="21 bis 24").tap()
     tile = page.locator(".tile:has(input[value=money]) span")
-    box = tile.bounding_box()
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    x, y = steady_center(page, tile)
     money = page.get_by_role("checkbox", name="Geld")
     page.clock.pause_at(page.evaluate("Date.now()") / 1000 + 1)  # seconds, 1 s ahead
 

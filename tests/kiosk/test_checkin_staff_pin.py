@@ -19,6 +19,7 @@ from kiosk import checkin, create_app
 from kiosk.auth import set_user
 from telemetry.config import default_config
 from telemetry.store import Store
+from tests.steady import steady_center
 
 PIN = "24681357"
 
@@ -137,8 +138,7 @@ def url(app):
 
 
 def long_press(page, selector: str, ms: int) -> None:
-    box = page.locator(selector).bounding_box()
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    x, y = steady_center(page, page.locator(selector))
     cdp = page.context.new_cdp_session(page)
     point = [{"x": x, "y": y}]
     cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": point})
@@ -196,3 +196,22 @@ def test_idle_staff_page_on_the_touchscreen_returns_to_the_kiosk(url, touch_page
     page.wait_for_url(url + "/", timeout=10_000)
     page.goto(url + "/staff/")
     assert "/staff/login" in page.url
+
+
+@pytest.mark.browser
+def test_ended_session_on_the_touchscreen_returns_to_the_checkin(url, db, touch_page):
+    """The today page's minute update finds the session ended (logged out elsewhere, or
+    the idle return's logout answered first): on the touchscreen the next person is a
+    visitor, so the page goes to the check-in, not to the staff login."""
+    page = touch_page
+    page.clock.install()
+    page.goto(url + "/staff-pin")
+    page.locator("#pin").fill(PIN)
+    page.get_by_role("button", name="Anmelden").tap()
+    page.wait_for_url(url + "/staff/")
+    page.get_by_role("button", name="Zurück zum Kiosk").wait_for()
+    with db.transaction() as conn:
+        conn.execute("DELETE FROM staff_sessions")
+    page.clock.run_for(61_000)  # the minute update: 401
+    page.wait_for_url(url + "/", timeout=10_000)
+    page.get_by_role("heading", name="Hallo! Schön, dass du da bist.").wait_for()

@@ -14,8 +14,15 @@
   function update() {
     fetch(live.dataset.src, { credentials: "same-origin", cache: "no-store" })
       .then(function (resp) {
-        if (resp.status === 401) {
-          window.location.href = live.dataset.login;  // the session ended
+        if (resp.status === 401) {  // the session ended
+          // On the van's touchscreen the next person is a visitor: back to the check-in,
+          // and never over the idle return's own logout already under way.
+          var kiosk = document.querySelector("form.to-kiosk");
+          if (!kiosk) {
+            window.location.href = live.dataset.login;
+          } else if (!kiosk.getAttribute("data-sent")) {
+            window.location.href = kiosk.dataset.home || "/";
+          }
           return null;
         }
         return resp.ok ? resp.text() : null;
