@@ -154,10 +154,13 @@ def check_watchdog(s: Session) -> None:
     s.figures["watchdog_restart_s"] = _restarted(s, "STOP", "Watchdog timeout", 60)
 
     # SIGABRT (WatchdogSignal=) reached the box: faulthandler wrote where its threads were
-    # (journald may take a moment to file the dying process's stderr)
+    # (journald may take a moment to file the dying process's stderr). The dump walks the
+    # other threads while they run on, so it can itself crash part-way (seen once in CI:
+    # a SIGSEGV inside werkzeug's frames); at least one thread's stack must be there.
     def dumped() -> str:
         log = s.box.run(f"journalctl -u vanbox --since '{since}' --no-pager -o cat").stdout
-        return log if "Fatal Python error: Aborted" in log and "Current thread" in log else ""
+        started = log.find("Fatal Python error: Aborted")
+        return log if started >= 0 and "(most recent call first)" in log[started:] else ""
 
     try:
         wait_for("the thread dump in the journal", dumped, 15)
