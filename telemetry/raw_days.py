@@ -247,14 +247,24 @@ def _door_counts(q, acc, visits, days, pairs, crew) -> dict[tuple[str, str], int
 def _visits(q, todo, lo_of, hi_of, window, vans, days) -> dict[str, list[_Visit]]:
     """Each van's stop visits that can hold its days' events: arrived between its own
     ``lo`` and ``hi`` (the vans in ``window``, which have events), or on one of its
-    days; in order of arrival."""
+    days, or the one visit before ``lo`` if it left after ``lo`` (parked over a weekend
+    with the box on: visits never overlap, so only the last one can reach that far);
+    in order of arrival. A single day and a week's batch so see the same visits."""
     rows = []
     if window:
+        cte = "WITH w(van, lo, hi) AS (VALUES " + ",".join(["(?,?,?)"] * len(window)) + ")"
+        bounds = [x for v in window for x in (v, lo_of[v], hi_of[v])]
         rows += q.execute(
-            "WITH w(van, lo, hi) AS (VALUES " + ",".join(["(?,?,?)"] * len(window)) + ")"
-            ' SELECT s.van, s.id, s.arrived, s."left", s.day FROM w CROSS JOIN stop_visits s'
-            " ON s.van = w.van AND s.arrived >= w.lo AND s.arrived <= w.hi",
-            [x for v in window for x in (v, lo_of[v], hi_of[v])],
+            cte + ' SELECT s.van, s.id, s.arrived, s."left", s.day FROM w CROSS JOIN'
+            " stop_visits s ON s.van = w.van AND s.arrived >= w.lo AND s.arrived <= w.hi",
+            bounds,
+        ).fetchall()
+        rows += q.execute(
+            cte + ' SELECT s.van, s.id, s.arrived, s."left", s.day FROM w CROSS JOIN'
+            " stop_visits s ON s.van = w.van AND s.arrived = (SELECT max(t.arrived) FROM"
+            " stop_visits t WHERE t.van = w.van AND t.arrived < w.lo)"
+            ' WHERE s."left" > w.lo',
+            bounds,
         ).fetchall()
     rows += q.execute(
         f'SELECT van, id, arrived, "left", day FROM stop_visits WHERE van IN ({_marks(vans)})'
@@ -263,7 +273,8 @@ def _visits(q, todo, lo_of, hi_of, window, vans, days) -> dict[str, list[_Visit]
     ).fetchall()
     mine: dict[str, dict[str, tuple]] = defaultdict(dict)
     for r in rows:
-        if r[4] in todo[r[0]] or lo_of[r[0]] <= r[2] <= hi_of[r[0]]:
+        lo = lo_of[r[0]]
+        if r[4] in todo[r[0]] or lo <= r[2] <= hi_of[r[0]] or (r[3] is not None and r[3] > lo):
             mine[r[0]][r[1]] = r
     out: dict[str, list[_Visit]] = {}
     for v in vans:
