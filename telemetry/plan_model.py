@@ -101,6 +101,11 @@ class PlanException:
     def date_from(self) -> date:
         return self.date
 
+    @property
+    def last_day(self) -> date:
+        """The last day this exception changes (a move's new date, a closed period's end)."""
+        return max(self.date, self.new_date or self.date, self.date_to or self.date)
+
 
 @dataclass(frozen=True)
 class PlannedVisit:
@@ -278,12 +283,7 @@ class Plan:
         (they change nothing any more; keeps the retained plan small), and without the
         weekly stops that ended before ``stops_before`` (if given) and that no exception
         refers to."""
-
-        def last_day(e: PlanException) -> date:
-            days = [e.date, e.new_date or e.date, e.date_to or e.date]
-            return max(days)
-
-        keep = tuple(e for e in self.exceptions if last_day(e) >= before)
+        keep = tuple(e for e in self.exceptions if e.last_day >= before)
         stops = self.stops
         if stops_before is not None:
             used = {e.stop_key for e in keep}

@@ -20,12 +20,13 @@ import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .config import TourStop
 from .errors import PlanError
-from .plan_limits import KEEP_PAST_DAYS, MAX_JSON, VAN_RE
+from .plan_limits import KEEP_PAST_DAYS, MAX_EXCEPTIONS, MAX_JSON, VAN_RE
 from .plan_model import Plan
 
 if TYPE_CHECKING:
@@ -156,17 +157,14 @@ def change_plan(
     if not VAN_RE.fullmatch(van):
         raise PlanError(f"van: {van!r} is not a van id")
     with store.transaction() as conn:
-        base = current_plan(conn, van, fallback_tour)
+        base = _pruned(current_plan(conn, van, fallback_tour), MAX_EXCEPTIONS - 1)  # room
         top = stored_version(conn, van)
         if base.version < top:  # cannot happen with one writer; be safe
             raise PlanError("version: the plan changed meanwhile; reload and try again")
         new = edit(base)
         if new.van != van or new.version != base.version + 1:
             raise PlanError("version: an edit must give the next version of the same van")
-        day = date.fromtimestamp(new.updated)
-        new = new.pruned(
-            day - timedelta(days=KEEP_PAST_DAYS), stops_before=date(day.year - 1, 1, 1)
-        )  # an ended stop stays for this year's and last year's reports
+        new = _pruned(new, MAX_EXCEPTIONS)
         new.validate()
         body = _body(new)
         conn.execute(
@@ -174,6 +172,23 @@ def change_plan(
             (new.van, new.version, new.updated, body),
         )
     return new
+
+
+def _pruned(plan: Plan, limit: int) -> Plan:
+    """``plan`` without what no report needs any more: ended stops and past exceptions
+    stay for this year's and last year's reports (the annual report's planned visits:
+    a cancellation or a holiday forgotten would count as planned and not served). Only a
+    plan that would keep more than ``limit`` exceptions drops those older than
+    KEEP_PAST_DAYS, oldest first, to make room (before an edit: room for one more)."""
+    day = date.fromtimestamp(plan.updated)
+    last_year = date(day.year - 1, 1, 1)
+    out = plan.pruned(last_year, stops_before=last_year)
+    if len(out.exceptions) <= limit:
+        return out
+    cut = day - timedelta(days=KEEP_PAST_DAYS)
+    old = sorted((e for e in out.exceptions if e.last_day < cut), key=lambda e: e.last_day)
+    drop = {e.id for e in old[: len(out.exceptions) - limit]}
+    return replace(out, exceptions=tuple(e for e in out.exceptions if e.id not in drop))
 
 
 def _body(plan: Plan) -> str:

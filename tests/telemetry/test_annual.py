@@ -353,3 +353,26 @@ def test_hidden_together_with_the_public_year_reports(tmp_path, caplog):
         assert differing(make(store, now=now, public=True, joint=False)) != []
     finally:
         store.close()
+
+
+def test_a_cancellation_months_ago_stays_out_of_the_planned_visits(data, tmp_path):
+    """A visit cancelled in January is not "planned and not served", however many changes
+    of the plan came after (they used to drop exceptions older than 90 days)."""
+    from telemetry.plan import PlanException, change_plan, new_id, save_plan
+
+    _y, _prev, _c, _pc, store = data
+    base = Plan.from_tour(VAN, CFG.tour)
+    first = base.visits_on(date(2025, 1, 13), TZ)[0]  # a Monday in January
+    plans = Store(tmp_path / "plans.db", van=VAN, tz=CFG.timezone)
+    try:
+        january = PlanException(new_id(), "cancel", date(2025, 1, 13), stop_key=first.stop_key,
+                                reason="Krankheit")  # fmt: skip
+        save_plan(plans, base.changed(exceptions=(january,), now=NOW.timestamp() - 170 * 86400))
+        plan = change_plan(
+            plans, VAN, lambda p: p.changed(now=NOW.timestamp()), fallback_tour=CFG.tour
+        )  # a change in July
+    finally:
+        plans.close()
+    assert january in plan.exceptions
+    full = make(store).figures["halte_geplant"]
+    assert make(store, plans=[plan]).figures["halte_geplant"] == full - 1  # January's is out

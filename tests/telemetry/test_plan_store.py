@@ -175,18 +175,45 @@ def test_the_stop_detector_follows_the_newest_plan():
     assert later and not later[0].planned
 
 
-def test_old_exceptions_are_dropped_on_the_next_change(st):
-    old = cancel(MON - timedelta(days=91))  # a Monday, 91 days before
-    edge = cancel(MON - timedelta(days=84), reason="still kept")  # within 90 days
-    closed = PlanException(new_id(), "closed", MON - timedelta(days=200),
-                           date_to=MON - timedelta(days=90), reason="Ferien")  # fmt: skip
+def test_past_exceptions_stay_for_last_years_reports(st):
+    """Exceptions stay while the annual reports of this and last year need them (the
+    planned visits): a change on 23.11.2026 drops what ended before 1.1.2025."""
+    gone = cancel(date(2024, 12, 30))  # a Monday in the year before last
+    kept_old = cancel(date(2025, 1, 6), reason="last year")
+    days_91 = cancel(MON - timedelta(days=91))
+    closed = PlanException(
+        new_id(), "closed", date(2024, 12, 23), date_to=date(2025, 1, 1), reason="Ferien"
+    )  # fmt: skip  (its last day is in last year)
     base = Plan.from_tour(VAN, CFG.tour)
-    save_plan(st, replace(base, version=1, updated=NOW, exceptions=(old, edge, closed)))
+    save_plan(st, replace(base, version=1, updated=NOW, exceptions=(gone, kept_old, days_91,
+                                                                     closed)))  # fmt: skip
     new = change_plan(st, VAN, lambda p: p.with_exception(cancel(), now=NOW),
                       fallback_tour=CFG.tour)  # fmt: skip
     kept = {e.id for e in new.exceptions}
-    assert old.id not in kept and edge.id in kept and closed.id in kept  # last day: 90 days ago
+    assert gone.id not in kept
+    assert {kept_old.id, days_91.id, closed.id} <= kept
     assert new.version == 2 and stored_plan(st, VAN) == new
+
+
+def test_a_full_plan_drops_its_oldest_past_exceptions_first(st):
+    """At the limit of 1000 exceptions the oldest past ones make room, never those of
+    the last 90 days."""
+    past = [cancel(MON - timedelta(weeks=14 + i)) for i in range(40)]  # 98 days and older
+    recent = [cancel(MON - timedelta(weeks=i)) for i in range(1, 13)]  # < 90 days
+    fest = PlanStop("fest", "Fest", "Peine", 52.32, 10.23)
+    future = [
+        PlanException(new_id(), "extra", MON + timedelta(days=1 + i), stop=replace(fest,
+                      key=f"fest-{i}"), start=dtime(6), end=dtime(7))
+        for i in range(1000 - len(past) - len(recent))
+    ]  # fmt: skip
+    base = Plan.from_tour(VAN, CFG.tour)
+    save_plan(st, replace(base, version=1, updated=NOW, exceptions=(*past, *recent, *future)))
+    new = change_plan(st, VAN, lambda p: p.with_exception(cancel(), now=NOW),
+                      fallback_tour=CFG.tour)  # fmt: skip
+    kept = {e.id for e in new.exceptions}
+    assert len(new.exceptions) == 1000
+    assert past[-1].id not in kept and past[-2].id in kept  # the oldest one made room
+    assert all(e.id in kept for e in recent)
 
 
 def test_a_plan_too_large_to_publish_is_refused(st):
