@@ -75,8 +75,10 @@ def stop_from(plan: Plan, stop: PlanStop, effective: date, *, now: float | None 
 def stop_ended_from(plan: Plan, key: str, effective: date, *, now: float | None = None) -> Plan:
     """Remove a weekly stop from ``effective`` on. A stop with visits before that day
     ends the day before (``valid_to``; the past stays as it was planned) and its
-    exceptions from that day on are dropped; any other is removed
-    (:meth:`Plan.without_stop`)."""
+    exceptions from that day on are dropped; any other is removed with its exceptions.
+    Its successors (a change of its hours that takes effect later: the stop that starts
+    the day after it ends, ``<key>-2``, ...) go with it: the stop is gone from
+    ``effective`` on, not back with new hours."""
     old = plan.stop(key)
     if old is None:
         raise PlanError(f"stop: no stop {key!r} in the plan of {plan.van}")
@@ -85,14 +87,46 @@ def stop_ended_from(plan: Plan, key: str, effective: date, *, now: float | None 
             f"valid_to: {old.name!r} ended on {old.valid_to.isoformat()}, before "
             f"{effective.isoformat()} (Haltestelle schon beendet)"
         )
-    if not old.has_visits_before(effective):
-        return plan.without_stop(key, now=now)
-    ended = replace(old, valid_to=effective - timedelta(days=1))
-    stops = [ended if s.key == key else s for s in plan.stops]
+    gone = {s.key for s in _successors(plan, old)}
+    ended: PlanStop | None = None
+    if old.has_visits_before(effective):
+        ended = replace(old, valid_to=effective - timedelta(days=1))
+    else:
+        gone.add(key)
+    stops = [ended if s.key == key and ended is not None else s for s in plan.stops]
     exc = [
-        e for e in plan.exceptions if e.stop_key != key or e.kind == "extra" or e.date < effective
+        e
+        for e in plan.exceptions
+        if e.kind == "extra"
+        or (e.stop_key != key and e.stop_key not in gone)
+        or (ended is not None and e.stop_key == key and e.date < effective)
     ]
-    return plan.changed(stops=stops, exceptions=exc, now=now)
+    return plan.changed(stops=[s for s in stops if s.key not in gone], exceptions=exc, now=now)
+
+
+def _successors(plan: Plan, stop: PlanStop) -> list[PlanStop]:
+    """The stops that continue ``stop`` after a change of its hours or place: each
+    starts the day after the one before it ends, with the same base key (``foo``,
+    ``foo-2``, ``foo-3``)."""
+    base = re.sub(r"-\d+$", "", stop.key) or stop.key
+    out: list[PlanStop] = []
+    cur = stop
+    while cur.valid_to is not None:
+        nxt = next(
+            (
+                s
+                for s in plan.stops
+                if s.valid_from == cur.valid_to + timedelta(days=1)
+                and (re.sub(r"-\d+$", "", s.key) or s.key) == base
+                and s.key != cur.key
+            ),
+            None,
+        )
+        if nxt is None:
+            break
+        out.append(nxt)
+        cur = nxt
+    return out
 
 
 def _keys_in_use(plan: Plan) -> set[str]:

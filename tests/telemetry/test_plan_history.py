@@ -154,6 +154,42 @@ def test_tour_around_a_day_has_the_stops_in_force(base):
     assert len(same.tour()) == len(base.stops) + 1  # no day: every stop
 
 
+def test_removing_a_stop_takes_its_later_successors_with_it(base):
+    """Hours changed from in two weeks, then the stop removed from today: it is gone from
+    today, and does not come back in two weeks with the new hours."""
+    edem = base.stop(EDEM)
+    later, much_later = MON + timedelta(weeks=2), MON + timedelta(weeks=4)
+    two = base.with_stop_from(replace(edem, start=dtime(15), end=dtime(19)), later)
+    three = two.with_stop_from(replace(two.stop(EDEM + "-2"), end=dtime(20)), much_later)
+    assert {EDEM, EDEM + "-2", EDEM + "-3"} <= {s.key for s in three.stops}
+    fest = PlanException(new_id(), "cancel", later + timedelta(weeks=1), stop_key=EDEM + "-2",
+                         reason="Stadtfest")  # fmt: skip
+    three = three.with_exception(fest)
+    past = before(three, MON)
+    gone = three.without_stop_from(EDEM, MON)
+    assert gone.stop(EDEM).valid_to == MON - timedelta(days=1)
+    assert gone.stop(EDEM + "-2") is None and gone.stop(EDEM + "-3") is None
+    assert fest.id not in {e.id for e in gone.exceptions}  # its successor's changes go too
+    for day in (MON, later, much_later, much_later + timedelta(weeks=5)):
+        assert not [h for h in hours(gone, day) if h[0].startswith(EDEM)], day
+    assert before(gone, MON) == past  # the past as it was planned
+    assert gone.stop(PEINE) == three.stop(PEINE)  # other stops untouched
+    # removed from the day the first successor begins: the old hours stay until then
+    until = three.without_stop_from(EDEM, later - timedelta(days=7))
+    assert (EDEM, "14:30", "18:00") in hours(until, later - timedelta(days=14))
+    assert not [h for h in hours(until, much_later) if h[0].startswith(EDEM)]
+
+
+def test_removing_a_successor_leaves_the_stop_before_it(base):
+    edem = base.stop(EDEM)
+    later = MON + timedelta(weeks=2)
+    two = base.with_stop_from(replace(edem, start=dtime(15), end=dtime(19)), later)
+    gone = two.without_stop_from(EDEM + "-2", MON)  # no visits yet: removed entirely
+    assert gone.stop(EDEM + "-2") is None
+    assert gone.stop(EDEM) == two.stop(EDEM)  # still ends the day before "later"
+    assert (EDEM, "14:30", "18:00") in hours(gone, MON + timedelta(weeks=1))
+
+
 def test_ended_stops_are_pruned_after_last_years_reports(tmp_path, base):
     st = Store(tmp_path / "hub.db")
     try:
