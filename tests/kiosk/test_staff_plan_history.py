@@ -212,3 +212,26 @@ def test_a_second_change_numbers_the_next_stop_on(hub):
     assert plan.stop(EDEM + "-3").valid_from == later
     assert (EDEM + "-2", "15:00") in hours_on(plan, TODAY + timedelta(weeks=1))
     assert (EDEM + "-3", "16:00") in hours_on(plan, later)
+
+
+def test_a_delay_the_new_hours_cannot_take_is_named_in_german(hub):
+    """A 90-minute delay next Monday, then the hours cut to one hour from today: refused
+    with the day, the delay and the new hours, nothing stored; a delay that fits moves
+    with the change."""
+    app, st, published = hub
+    c = login(app)
+    monday = TODAY + timedelta(weeks=1)
+    r = post(c, VAN, "delay", stop=EDEM, date=monday.isoformat(), delay_min="90",
+             reason="Stau")  # fmt: skip
+    assert r.status_code == 303
+    r = post(c, VAN, "stop", key=EDEM, weekdays=["mon"], start="15:00", end="16:30", **EDEM_FORM)
+    assert r.status_code == 400
+    assert error_of(r.text) == (
+        "Nicht gespeichert: Die Verspätung am 30.11.2026 (90 Minuten) passt nicht in die"
+        " neuen Zeiten 15:00–16:30 Uhr. Bitte zuerst die Verspätung ändern oder löschen."
+    )
+    assert stored_plan(st, VAN).version == 1 and len(published) == 1
+    r = post(c, VAN, "stop", key=EDEM, weekdays=["mon"], start="15:00", end="16:31", **EDEM_FORM)
+    assert r.status_code == 303  # one minute more: the visit starts before its end
+    (delay,) = [e for e in stored_plan(st, VAN).exceptions if e.kind == "delay"]
+    assert delay.stop_key == EDEM + "-2" and delay.delay_min == 90
