@@ -71,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "no_ingest", False):
         workers = 0
     db = args.db or cfg.hub["database"] or cfg.database["path"]
-    store = open_store(db, tz=cfg.timezone)  # a path: SQLite; postgresql://...: PostgreSQL
+    # a path: SQLite; postgresql://...: PostgreSQL, where a web thread holds a pooled
+    # connection for a staff page's snapshot and may take a second to write its session
+    store = open_store(db, tz=cfg.timezone, max_size=2 * max(1, args.threads) + 4)
     prefix = cfg.mqtt["topic_prefix"]
     ha = None
     if cfg.hub["homeassistant"] and workers:

@@ -159,6 +159,7 @@ def create_app(
         calendar,
         checkin,
         fleet_status,
+        page_snapshot,
         public,
         staff,
         staff_contacts,
@@ -170,6 +171,6 @@ def create_app(
     )
 
     for module in (status, checkin, staff, public, timetable, calendar, staff_fleet, staff_plan,
-                   fleet_status, staff_contacts, staff_scorecard):  # fmt: skip
+                   fleet_status, staff_contacts, staff_scorecard, page_snapshot):  # fmt: skip
         module.init_app(app)
     return app

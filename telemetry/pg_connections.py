@@ -187,6 +187,29 @@ class PgReader(_ConnBase):
             return conn.executemany(sql, seq)
 
 
+class PgSnapshot(_ConnBase):
+    """The reads of one ``PgStore.snapshot()``: every statement on the connection that
+    holds the snapshot (``raw``, set while it is open); rows by name, as the reader's."""
+
+    in_transaction = True
+
+    def __init__(self, store: PgStore) -> None:
+        super().__init__(store)
+        self.raw: psycopg.Connection | None = None
+
+    def _execute(self, sql: str, args: Any, named: bool) -> Result:
+        pragma = self._pragma(sql)
+        if pragma is not None:
+            return pragma
+        if self.raw is None:
+            raise StoreError("the snapshot has ended; read through store.reader()")
+        return _run(self.raw, sql, args, named)
+
+    def executemany(self, sql: str, seq: Iterable) -> Result:
+        with self._store.transaction() as conn:  # a write: not in the read-only snapshot
+            return conn.executemany(sql, seq)
+
+
 class PgConn(_ConnBase):
     """The connection of one transaction (``PgStore.transaction``); rows as tuples."""
 

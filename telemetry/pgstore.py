@@ -44,7 +44,7 @@ from psycopg_pool import ConnectionPool
 from . import kinds
 from .errors import StoreError
 from .events import Event
-from .pg_connections import PgConn, PgReader, configure
+from .pg_connections import PgConn, PgReader, PgSnapshot, configure
 from .sql_dialect import translate_schema
 from .store import Store, migrations
 
@@ -170,8 +170,36 @@ class PgStore(Store):
         with self._tx(serialize=True) as conn:
             yield conn
 
-    def reader(self) -> PgReader:
-        """This thread's reader (it holds no connection between statements)."""
+    @contextmanager
+    def snapshot(self) -> Iterator[PgSnapshot]:
+        """This thread's reads in one ``REPEATABLE READ READ ONLY`` transaction on one
+        pooled connection, as ``Store.snapshot``: ``reader()`` returns it until the end.
+        Nested calls share the outer one."""
+        snap = getattr(self._local, "snap", None)
+        if snap is not None and snap.raw is not None:
+            yield snap
+            return
+        if snap is None:
+            snap = self._local.snap = PgSnapshot(self)  # one per thread: caches key on it
+        try:
+            with self.pool.connection() as c:
+                c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                snap.raw = c
+                try:
+                    yield snap
+                finally:
+                    snap.raw = None
+                    if not c.broken:
+                        c.execute("ROLLBACK")  # nothing written: this only ends the snapshot
+        except psycopg.OperationalError as e:
+            raise StoreError(f"{self.path}: PostgreSQL: {e}") from OSError(str(e))
+
+    def reader(self) -> PgReader | PgSnapshot:
+        """This thread's reader (it holds no connection between statements), or its
+        snapshot while one is open (:meth:`snapshot`)."""
+        snap = getattr(self._local, "snap", None)
+        if snap is not None and snap.raw is not None:
+            return snap
         r = getattr(self._local, "reader", None)
         if r is None:
             r = self._local.reader = PgReader(self)

@@ -142,6 +142,23 @@ class Store:
                 raise
             self._conn.execute("COMMIT")
 
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """This thread's reader inside one read transaction: every read until the end sees
+        the database as it was at the first one (WAL), so a page's ten reports cannot see
+        a day both raw and folded when the daily job commits in between. Nested calls
+        share the outer one. Writers are not held up."""
+        conn = self.reader()
+        if conn.in_transaction:
+            yield conn
+            return
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:
+                conn.execute("COMMIT")  # nothing written: this only ends the snapshot
+
     def reader(self) -> sqlite3.Connection:
         """This thread's own read connection (rows as ``sqlite3.Row``)."""
         conn = getattr(self._local, "conn", None)
