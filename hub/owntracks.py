@@ -155,15 +155,32 @@ def set_mark(store: Store, feed: str, mark: int) -> None:
         )
 
 
+# A row whose inserting transaction (xmin) is older than the oldest one still running
+# (the snapshot's xmin): it and every row before it are settled. Compared by age, which
+# counts back from the current transaction id, so it holds across xid wraparound; a
+# frozen row (xmin 2) has the largest age.
+SETTLED_PG = (
+    " AND age(xmin) > age(mod(pg_snapshot_xmin(pg_current_snapshot())::text::bigint,"
+    " 4294967296)::text::xid)"
+)
+
+
 def positions_after(
     conn: sqlite3.Connection, mark: int, limit: int
 ) -> tuple[list[StoredPosition], int]:
     """The next ``limit`` stored positions after ``mark`` (by rowid), in time order
     (suspect fixes left out, as on the public map and in the reports), and the rowid to
-    move the watermark to once they are handed on (``mark`` itself: nothing new)."""
+    move the watermark to once they are handed on (``mark`` itself: nothing new).
+
+    On PostgreSQL several ingest workers write side by side, and a rowid taken by a
+    transaction still running can commit after a higher one: the watermark would pass it
+    for ever. So only rows written by transactions older than every running one are
+    taken (:data:`SETTLED_PG`); the rest come next time, in rowid order. SQLite's writers
+    take turns, so its rowids commit in order."""
+    settled = "" if isinstance(conn, sqlite3.Connection) else SETTLED_PG
     rows = conn.execute(
         "SELECT rowid, van, ts, lat, lon, alt, speed, track, hdop, suspect FROM positions"
-        " WHERE rowid > ? ORDER BY rowid LIMIT ?",
+        f" WHERE rowid > ?{settled} ORDER BY rowid LIMIT ?",
         (mark, limit),
     ).fetchall()
     if not rows:

@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from telemetry.privacy import known_vans
     from telemetry.stores import open_store
 
+    from .other_batches import OtherBatches
     from .workers import Children, Deferred, WorkerHub, worker_client_id, worker_count
 
     cfg = _config(args.config)
@@ -92,10 +93,17 @@ def run(args: argparse.Namespace) -> int:
     forwarder = Forwarder.from_config(store, cfg.hub["forward"]) if workers else None
     if forwarder is not None:
         listeners.append(forwarder.wake)  # never waits: its threads do the POSTs
+    batch_lock = threading.Lock()  # worker 0's batches and the others' (OtherBatches)
+
+    def on_batch(vans: set[str]) -> None:
+        with batch_lock:
+            for f in listeners:
+                f(vans)
+
     common = dict(
         prefix=prefix,
         homeassistant=ha,
-        on_batch=lambda vans: [f(vans) for f in listeners],
+        on_batch=on_batch,
         # each van's tally is compared and acknowledged; missing days are asked again
         on_control=Reconciler(store, prefix=prefix),
     )
@@ -108,10 +116,11 @@ def run(args: argparse.Namespace) -> int:
     else:  # web only: a connection that publishes plans and subscribes to nothing
         hub = WorkerHub(store, cfg.mqtt, client_id=f"{base}-web-{os.getpid()}", shared=False,
                         ordered=False, session_expiry_s=0, prefix=prefix)  # fmt: skip
-    children = None
+    children = others = None
     if workers > 1:
         fwd = ["--db", str(db)] + (["--config", args.config] if args.config else [])
         children = Children(fwd, workers)
+        others = OtherBatches(store, on_batch)  # their positions reach the feeds live
     ot = cfg.hub["owntracks"]
     if ot["enabled"] and workers:
         listeners.append(OwnTracksView(store, hub.publish, topic=ot["topic"],
@@ -135,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
     hub.start()
     if children is not None:
         children.start()
+        others.start()
     if forwarder is not None:
         forwarder.start()
     plans.watch(hub)  # every van's plan again on each (re)connect
@@ -152,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         plans.stop()
         hub.stop()
         if children is not None:
+            others.stop()
             children.stop()
         if forwarder is not None:
             forwarder.stop()

@@ -387,3 +387,40 @@ def test_a_lost_connection_is_transient_and_a_bad_value_is_not(pg_url):  # noqa:
         assert st_.count("positions") == sum(type(e).__name__ == "Position" for e in evs)
     finally:
         st_.close()
+
+
+# --- feeds: a position committed after a higher rowid is not passed over ---------------
+
+
+def test_a_position_committed_late_is_still_fed_once(pg_url):  # noqa: F811
+    """Two ingest workers: worker A's transaction takes rowid 2 and is still running when
+    worker B's rowid 3 (another van: no common row to wait for) commits. The feed
+    (OwnTracks, forwarding) must not move its watermark past rowid 2: it waits, then
+    sends 2 and 3, each once."""
+    import psycopg
+
+    from hub.owntracks import positions_after
+
+    store = PgStore(pg_url, van="jungregio-1", tz="Europe/Berlin")
+    t0 = datetime(2026, 11, 30, 9, tzinfo=UTC)
+    row = ("jungregio-1", "2026-11-30", 52.32, 10.23, 3)
+    sql = ("INSERT INTO positions (id, van, ts, day, lat, lon, mode) VALUES"
+           " (%s, %s, %s, %s, %s, %s, %s)")  # fmt: skip
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as c:
+            c.execute(sql, ("p1", row[0], t0.timestamp(), *row[1:]))
+        fed, mark = positions_after(store.reader(), 0, 100)
+        assert [p.ts for p in fed] == [t0.timestamp()]
+        slow = psycopg.connect(pg_url)  # worker A: a transaction still running
+        slow.execute(sql, ("p2", row[0], t0.timestamp() + 30, *row[1:]))
+        with psycopg.connect(pg_url, autocommit=True) as fast:  # worker B commits first
+            fast.execute(sql, ("p3", "jungregio-2", t0.timestamp() + 60, *row[1:]))
+        waiting, mark2 = positions_after(store.reader(), mark, 100)
+        assert waiting == [] and mark2 == mark  # not past the running transaction's row
+        slow.commit()
+        slow.close()
+        fed, mark3 = positions_after(store.reader(), mark2, 100)
+        assert [p.ts - t0.timestamp() for p in fed] == [30, 60] and mark3 > mark
+        assert positions_after(store.reader(), mark3, 100) == ([], mark3)
+    finally:
+        store.close()
