@@ -50,7 +50,7 @@ from telemetry.registry import Van
 from . import appctx
 from .public_outline import outline_map, outline_points
 from .public_service import mark_next_stops, service_view
-from .public_text import LANGS, TEXT
+from .public_text import LANGS, TEXT, fill
 from .timetable import Words, public_fleet
 
 __all__ = ["TEXT", "LANGS", "init_app", "lang_of"]
@@ -279,7 +279,7 @@ def _page(van: str | None):
         title = t["title"]
     else:
         api = f"/api/public/vans/{van}"
-        title = t["title_one"].format(name=data["vans"][0]["name"])
+        title = fill(t, t["title_one"], name=data["vans"][0]["name"])
     client = {
         "api": api,
         "etag": etag,
@@ -327,7 +327,7 @@ class Formatter(Words):
     list's lines show each visit's day, time and place, so a change's note says only
     what changed (:meth:`Words.change`)."""
 
-    def __init__(self, t: dict[str, str], today: str, now: datetime) -> None:
+    def __init__(self, t: dict[str, Any], today: str, now: datetime) -> None:
         super().__init__(t, today, in_list=True)
         self.now = now
 
@@ -339,11 +339,11 @@ class Formatter(Words):
         if m < 1:
             return self.t["just_now"]
         if m < 60:
-            return self.t["minute_ago"] if m == 1 else self.t["minutes_ago"].format(n=self.num(m))
+            return self.counted("minutes_ago", m)
         h = m // 60
         if h < 48:
-            return self.t["hour_ago"] if h == 1 else self.t["hours_ago"].format(n=self.num(h))
-        return self.t["days_ago"].format(n=self.num(h // 24))
+            return self.counted("hours_ago", h)
+        return self.counted("days_ago", h // 24)
 
     def state(self, v: dict[str, Any]) -> str:
         """The van's badge: "Jetzt geöffnet", "Heute ab 14:00 Uhr geöffnet", ..."""
@@ -351,7 +351,7 @@ class Formatter(Words):
             return self.t["state_" + v["state"]]
         kind = v.get("closed") or "none"
         if kind == "later":
-            return self.t["state_later"].format(t=self.hm(v.get("later_at")))
+            return self.fill(self.t["state_later"], t=self.hm(v.get("later_at")))
         return self.t["state_" + kind]
 
     def first_next(self, v: dict[str, Any]) -> str:

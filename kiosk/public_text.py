@@ -3,8 +3,12 @@
 Deliberately not in the check-in's gettext catalogs (another audience, another page):
 one dict per language, the same keys in each (``tests/kiosk/test_public_i18n.py`` checks
 that). ``dir`` is the writing direction, ``digits`` the digits the language writes
-numbers with (Arabic-Indic for Arabic, Persian for Farsi), ``date`` a day and month.
-The page's JavaScript gets the same dict, so both render the same words.
+numbers with (Arabic-Indic for Arabic, Persian for Farsi), ``date`` a day and month,
+``lang`` the language's code. A text with a count (``minutes_ago``, ``hours_ago``,
+``days_ago``, ``say_delayed``, ``note_delayed``) is a dict with one form per CLDR plural
+category (:mod:`kiosk.public_plural`, where they are written); values put into a sentence
+are isolated in Arabic and Farsi (:func:`kiosk.public_plural.fill`). The page's JavaScript
+gets the same dict, so both render the same words.
 
 A changed visit has two wordings: ``say_*`` is a whole sentence with its day, time and
 place (it stands alone, as in the iCalendar feed); ``note_*`` says only what changed, for
@@ -14,10 +18,16 @@ serve both).
 
 from __future__ import annotations
 
+from typing import Any
+
+from .public_plural import COUNTED, fill, form
+
+__all__ = ["LANGS", "TEXT", "digits", "fill", "form"]
+
 LANGS = ("de", "en", "tr", "ar", "uk", "ru", "fa")
 LATIN = "0123456789"
 
-TEXT: dict[str, dict[str, str]] = {
+TEXT: dict[str, dict[str, Any]] = {
     "de": {
         "lang_name": "Deutsch",
         "dir": "ltr",
@@ -53,11 +63,6 @@ TEXT: dict[str, dict[str, str]] = {
         "last_seen": "Zuletzt gemeldet",
         "never_seen": "Noch keine Daten",
         "just_now": "gerade eben",
-        "minutes_ago": "vor {n} Minuten",
-        "minute_ago": "vor 1 Minute",
-        "hours_ago": "vor {n} Stunden",
-        "hour_ago": "vor 1 Stunde",
-        "days_ago": "vor {n} Tagen",
         "next": "Nächste Termine",
         "no_next": "Keine Termine in den nächsten zwei Wochen.",
         "today": "heute",
@@ -71,12 +76,10 @@ TEXT: dict[str, dict[str, str]] = {
         "Today": "Heute",
         "Tomorrow": "Morgen",
         "say_cancelled": "{when} {place} fällt aus.",
-        "say_delayed": "{when} {place} verspätet sich um {n} Minuten (ab {t} Uhr).",
         "say_moved": "{when} {place} ist verlegt auf {new}.",
         "say_extra": "Sondertermin.",
         "say_reason": "Grund: {r}",
         "note_cancelled": "Fällt aus.",
-        "note_delayed": "Verspätet um {n} Minuten (statt {t} Uhr).",
         "note_moved": "Verlegt (statt {day} {t} Uhr).",
         "timetable": "Wochenplan",
         "calendar": "Kalender abonnieren (ICS)",
@@ -125,11 +128,6 @@ TEXT: dict[str, dict[str, str]] = {
         "last_seen": "Last report",
         "never_seen": "No data yet",
         "just_now": "just now",
-        "minutes_ago": "{n} minutes ago",
-        "minute_ago": "1 minute ago",
-        "hours_ago": "{n} hours ago",
-        "hour_ago": "1 hour ago",
-        "days_ago": "{n} days ago",
         "next": "Next dates",
         "no_next": "No dates in the next two weeks.",
         "today": "today",
@@ -143,12 +141,10 @@ TEXT: dict[str, dict[str, str]] = {
         "Today": "Today",
         "Tomorrow": "Tomorrow",
         "say_cancelled": "{when} {place} is cancelled.",
-        "say_delayed": "{when} {place} is delayed by {n} minutes (from {t}).",
         "say_moved": "{when} {place} has moved to {new}.",
         "say_extra": "Extra date.",
         "say_reason": "Reason: {r}",
         "note_cancelled": "Cancelled.",
-        "note_delayed": "Delayed by {n} minutes (was {t}).",
         "note_moved": "Moved (was {day} {t}).",
         "timetable": "Weekly timetable",
         "calendar": "Subscribe to the calendar (ICS)",
@@ -197,11 +193,6 @@ TEXT: dict[str, dict[str, str]] = {
         "last_seen": "Son bilgi",
         "never_seen": "Henüz veri yok",
         "just_now": "az önce",
-        "minutes_ago": "{n} dakika önce",
-        "minute_ago": "1 dakika önce",
-        "hours_ago": "{n} saat önce",
-        "hour_ago": "1 saat önce",
-        "days_ago": "{n} gün önce",
         "next": "Sonraki tarihler",
         "no_next": "Önümüzdeki iki haftada tarih yok.",
         "today": "bugün",
@@ -215,12 +206,10 @@ TEXT: dict[str, dict[str, str]] = {
         "Today": "Bugün",
         "Tomorrow": "Yarın",
         "say_cancelled": "{when} {place} iptal edildi.",
-        "say_delayed": "{when} {place} {n} dakika gecikiyor ({t}'dan itibaren).",
         "say_moved": "{when} {place} şu zamana taşındı: {new}.",
         "say_extra": "Ek tarih.",
         "say_reason": "Neden: {r}",
         "note_cancelled": "İptal edildi.",
-        "note_delayed": "{n} dakika gecikmeli (planlanan: {t}).",
         "note_moved": "Taşındı (planlanan: {day} {t}).",
         "timetable": "Haftalık plan",
         "calendar": "Takvime abone ol (ICS)",
@@ -269,11 +258,6 @@ TEXT: dict[str, dict[str, str]] = {
         "last_seen": "آخر إشارة",
         "never_seen": "لا توجد بيانات بعد",
         "just_now": "الآن",
-        "minutes_ago": "قبل {n} دقائق",
-        "minute_ago": "قبل دقيقة",
-        "hours_ago": "قبل {n} ساعات",
-        "hour_ago": "قبل ساعة",
-        "days_ago": "قبل {n} أيام",
         "next": "المواعيد القادمة",
         "no_next": "لا مواعيد في الأسبوعين القادمين.",
         "today": "اليوم",
@@ -287,12 +271,10 @@ TEXT: dict[str, dict[str, str]] = {
         "Today": "اليوم",
         "Tomorrow": "غدًا",
         "say_cancelled": "{when} {place}: أُلغي الموعد.",
-        "say_delayed": "{when} {place}: تأخير {n} دقيقة (من الساعة {t}).",
         "say_moved": "{when} {place}: نُقل الموعد إلى {new}.",
         "say_extra": "موعد إضافي.",
         "say_reason": "السبب: {r}",
         "note_cancelled": "أُلغي الموعد.",
-        "note_delayed": "تأخير {n} دقيقة (بدلًا من الساعة {t}).",
         "note_moved": "نُقل الموعد (بدلًا من {day} {t}).",
         "timetable": "الجدول الأسبوعي",
         "calendar": "الاشتراك في التقويم (ICS)",
@@ -341,11 +323,6 @@ TEXT: dict[str, dict[str, str]] = {
         "last_seen": "Останній сигнал",
         "never_seen": "Ще немає даних",
         "just_now": "щойно",
-        "minutes_ago": "{n} хв тому",
-        "minute_ago": "1 хв тому",
-        "hours_ago": "{n} год тому",
-        "hour_ago": "1 год тому",
-        "days_ago": "{n} дн. тому",
         "next": "Наступні дати",
         "no_next": "Немає дат у найближчі два тижні.",
         "today": "сьогодні",
@@ -359,12 +336,10 @@ TEXT: dict[str, dict[str, str]] = {
         "Today": "Сьогодні",
         "Tomorrow": "Завтра",
         "say_cancelled": "{when} {place} скасовано.",
-        "say_delayed": "{when} {place} затримується на {n} хв (з {t}).",
         "say_moved": "{when} {place} перенесено на {new}.",
         "say_extra": "Додаткова дата.",
         "say_reason": "Причина: {r}",
         "note_cancelled": "Скасовано.",
-        "note_delayed": "Затримка на {n} хв (замість {t}).",
         "note_moved": "Перенесено (замість {day} {t}).",
         "timetable": "Розклад на тиждень",
         "calendar": "Підписатися на календар (ICS)",
@@ -413,11 +388,6 @@ TEXT: dict[str, dict[str, str]] = {
         "last_seen": "Последний сигнал",
         "never_seen": "Пока нет данных",
         "just_now": "только что",
-        "minutes_ago": "{n} мин назад",
-        "minute_ago": "1 мин назад",
-        "hours_ago": "{n} ч назад",
-        "hour_ago": "1 ч назад",
-        "days_ago": "{n} дн. назад",
         "next": "Следующие даты",
         "no_next": "Нет дат в ближайшие две недели.",
         "today": "сегодня",
@@ -431,12 +401,10 @@ TEXT: dict[str, dict[str, str]] = {
         "Today": "Сегодня",
         "Tomorrow": "Завтра",
         "say_cancelled": "{when} {place} отменено.",
-        "say_delayed": "{when} {place} задерживается на {n} мин (с {t}).",
         "say_moved": "{when} {place} перенесено на {new}.",
         "say_extra": "Дополнительная дата.",
         "say_reason": "Причина: {r}",
         "note_cancelled": "Отменено.",
-        "note_delayed": "Задержка на {n} мин (вместо {t}).",
         "note_moved": "Перенесено (вместо {day} {t}).",
         "timetable": "Расписание на неделю",
         "calendar": "Подписаться на календарь (ICS)",
@@ -485,11 +453,6 @@ TEXT: dict[str, dict[str, str]] = {
         "last_seen": "آخرین پیام",
         "never_seen": "هنوز داده‌ای نیست",
         "just_now": "همین الان",
-        "minutes_ago": "{n} دقیقه پیش",
-        "minute_ago": "۱ دقیقه پیش",
-        "hours_ago": "{n} ساعت پیش",
-        "hour_ago": "۱ ساعت پیش",
-        "days_ago": "{n} روز پیش",
         "next": "تاریخ‌های بعدی",
         "no_next": "در دو هفتهٔ آینده تاریخی نیست.",
         "today": "امروز",
@@ -503,12 +466,10 @@ TEXT: dict[str, dict[str, str]] = {
         "Today": "امروز",
         "Tomorrow": "فردا",
         "say_cancelled": "{when} {place} لغو شد.",
-        "say_delayed": "{when} {place} {n} دقیقه تأخیر دارد (از {t}).",
         "say_moved": "{when} {place} منتقل شد به {new}.",
         "say_extra": "تاریخ اضافی.",
         "say_reason": "دلیل: {r}",
         "note_cancelled": "لغو شد.",
-        "note_delayed": "{n} دقیقه تأخیر (به‌جای {t}).",
         "note_moved": "منتقل شد (به‌جای {day} {t}).",
         "timetable": "برنامهٔ هفتگی",
         "calendar": "اشتراک تقویم (ICS)",
@@ -523,6 +484,12 @@ TEXT: dict[str, dict[str, str]] = {
         "tt_back": "بازگشت به نقشه",
     },
 }
+
+# The counted texts (one form per plural category, kiosk/public_plural.py) and each
+# language's own code (for its plural rules) join the plain ones.
+for _code, _t in TEXT.items():
+    _t.update(COUNTED[_code])
+    _t["lang"] = _code
 
 
 def digits(text: str, lang: str) -> str:

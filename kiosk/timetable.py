@@ -22,6 +22,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, render_template, request
+from markupsafe import Markup
 
 from telemetry import registry
 from telemetry.errors import PlanError
@@ -29,6 +30,7 @@ from telemetry.plan import Plan, PlannedVisit, current_plan
 from telemetry.registry import Van
 
 from . import appctx
+from .public_plural import fill, form
 
 WEEKS_AHEAD = 8
 log = logging.getLogger("vanbox.kiosk.timetable")
@@ -96,10 +98,16 @@ class Words:
     shows the visit's day, time and place (the live map's and the timetable's lists: only
     what changed), :meth:`sentence` where the words stand alone (the iCalendar feed).
     :meth:`note` is the one for these words' place: ``in_list`` (the pages' lists) or
-    not (the default, the calendar)."""
+    not (the default, the calendar).
 
-    def __init__(self, t: dict[str, str], today: str, *, in_list: bool = False) -> None:
+    A count is said in the form its language's plural rules pick (:meth:`counted`); in
+    Arabic and Farsi every value put into a sentence is isolated (:meth:`fill`) and a
+    name that stands alone in an HTML element is a ``<bdi>`` (:meth:`bdi`)."""
+
+    def __init__(self, t: dict[str, Any], today: str, *, in_list: bool = False) -> None:
         self.t, self.today, self.in_list = t, today, in_list
+        self.lang = t.get("lang", "de")
+        self.rtl = t.get("dir") == "rtl"
         ds = t.get("digits", "0123456789")
         self._digits = str.maketrans("0123456789", ds) if ds != "0123456789" else None
 
@@ -107,6 +115,22 @@ class Words:
         """``text`` with the language's digits."""
         s = str(text)
         return s.translate(self._digits) if self._digits else s
+
+    def fill(self, template: str, /, **values: object) -> str:
+        """``template`` with ``values`` put in (isolated in a right-to-left language)."""
+        return fill(self.t, template, **values)
+
+    def counted(self, key: str, n: int, /, **values: object) -> str:
+        """The counted text ``key`` for ``n`` (in the language's digits), in the form for
+        ``n``'s plural category: "vor 1 Minute", "vor 2 Minuten", "21 минуту назад"."""
+        return self.fill(form(self.t[key], self.lang, n), n=self.num(n), **values)
+
+    def bdi(self, value: object) -> Markup | str:
+        """A name standing alone in an HTML element: a ``<bdi>`` (its text escaped) in a
+        right-to-left language, else the plain text (Jinja escapes it)."""
+        if self.rtl:
+            return Markup("<bdi>%s</bdi>") % str(value)
+        return str(value)
 
     def date(self, d: date) -> str:
         return self.num(self.t.get("date", "{d}.{m}.").format(d=d.day, m=d.month))
@@ -134,8 +158,8 @@ class Words:
 
     def next_stop(self, n: dict[str, Any]) -> str:
         """ "Nächster Halt: Di 1.12. 10:00 Uhr, Peine, Marktplatz"."""
-        return self.t["next_stop"].format(when=self.day(n["start"]), t=self.hm(n["start"]),
-                                          place=n["name"])  # fmt: skip
+        return self.fill(self.t["next_stop"], when=self.day(n["start"]), t=self.hm(n["start"]),
+                         place=n["name"])  # fmt: skip
 
     def note(self, n: dict[str, Any]) -> str:
         """A changed visit in the words for this place (see the class), else ""."""
@@ -150,9 +174,9 @@ class Words:
         if status == "cancelled":
             s = t["note_cancelled"]
         elif status == "delayed":
-            s = t["note_delayed"].format(n=self.num(n.get("delay_min", 0)), t=self.hm(planned))
+            s = self.counted("note_delayed", n.get("delay_min") or 0, t=self.hm(planned))
         elif status == "moved":
-            s = t["note_moved"].format(day=self.day(planned), t=self.hm(planned))
+            s = self.fill(t["note_moved"], day=self.day(planned), t=self.hm(planned))
         elif status == "extra":
             s = t["say_extra"]
         else:
@@ -165,14 +189,13 @@ class Words:
         when = f"{self.day(n['planned_start'], capital=True)} {self.hm(n['planned_start'])}"
         place = n["name"]
         if status == "cancelled":
-            s = t["say_cancelled"].format(when=when, place=place)
+            s = self.fill(t["say_cancelled"], when=when, place=place)
         elif status == "delayed":
-            s = t["say_delayed"].format(when=when, place=place,
-                                        n=self.num(n.get("delay_min", 0)),
-                                        t=self.hm(n["start"]))  # fmt: skip
+            s = self.counted("say_delayed", n.get("delay_min") or 0, when=when, place=place,
+                             t=self.hm(n["start"]))  # fmt: skip
         elif status == "moved":
             new = f"{self.day(n['start'])}{t.get('sep', ', ')}{self.span(n)}"
-            s = t["say_moved"].format(when=when, place=place, new=new)
+            s = self.fill(t["say_moved"], when=when, place=place, new=new)
         elif status == "extra":
             s = t["say_extra"]
         else:
@@ -181,7 +204,7 @@ class Words:
 
     def _with_reason(self, s: str, n: dict[str, Any]) -> str:
         if n.get("reason"):
-            s += " " + self.t["say_reason"].format(r=n["reason"])
+            s += " " + self.fill(self.t["say_reason"], r=n["reason"])
         return s
 
 
@@ -217,7 +240,7 @@ def _page(vans: list[Van], one: bool) -> Response:
             if d in by_day:
                 by_day[d].append(visit_dict(pv))
         sections.append({"van": v, "days": by_day})
-    title = t["tt_title_one"].format(name=vans[0].name) if one else t["tt_title"]
+    title = words.fill(t["tt_title_one"], name=vans[0].name) if one else t["tt_title"]
     mode = appctx.mode()
     if mode == "box":
         back = "/map"

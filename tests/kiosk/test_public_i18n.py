@@ -15,7 +15,7 @@ from hypothesis import strategies as st_
 
 from kiosk import create_app
 from kiosk.public_service import LEAD, service_view
-from kiosk.public_text import LANGS, TEXT
+from kiosk.public_text import LANGS, TEXT, form
 from kiosk.timetable import Words
 from telemetry import registry
 from telemetry.config import default_config
@@ -91,14 +91,30 @@ def app_at(tmp_path):
 # --- the words ---------------------------------------------------------------------------
 
 
+def placeholders(text: str) -> set[str]:
+    return set(re.findall(r"{(\w+)}", text))
+
+
 def test_seven_languages_with_the_same_keys_and_placeholders():
+    """The same keys everywhere; a plain text has the same placeholders as the German
+    one; a text with a count is a dict of forms (see test_public_plural.py) and no plain
+    text takes a count."""
     assert LANGS == ("de", "en", "tr", "ar", "uk", "ru", "fa")
     keys = set(TEXT["de"])
     for lang in LANGS:
         assert set(TEXT[lang]) == keys, lang
+        assert TEXT[lang]["lang"] == lang
         for k in keys:
-            want = set(re.findall(r"{(\w+)}", TEXT["de"][k]))
-            assert set(re.findall(r"{(\w+)}", TEXT[lang][k])) == want, (lang, k)
+            de, text = TEXT["de"][k], TEXT[lang][k]
+            assert type(text) is type(de), (lang, k)
+            if isinstance(de, dict):
+                want = placeholders(de["other"])
+                assert "n" in want, k
+                for cat, f in text.items():
+                    assert placeholders(f) - {"n"} == want - {"n"}, (lang, k, cat)
+            else:
+                assert placeholders(text) == placeholders(de), (lang, k)
+                assert "n" not in placeholders(text), (lang, k)
         assert len(TEXT[lang]["weekdays"].split(",")) == 7
         assert len(TEXT[lang]["digits"]) == 10
     assert {lang for lang in LANGS if TEXT[lang]["dir"] == "rtl"} == {"ar", "fa"}
@@ -128,15 +144,16 @@ def test_a_change_in_a_list_and_alone(lang):
             n.update(start="2026-11-23T14:50+01:00", end="2026-11-23T18:00+01:00", delay_min=20)
         note, sentence = listed.note(n), alone.note(n)
         assert note == listed.change(n) and sentence == alone.sentence(n)
-        assert note.endswith(t["say_reason"].format(r="Regen")), (status, note)
+        assert note.endswith(listed.fill(t["say_reason"], r="Regen")), (status, note)
         assert visit["name"] not in note and listed.day(n["start"]) not in note, (status, note)
         if status != "extra":  # an extra visit is the same few words either way
             assert visit["name"] in sentence, (status, sentence)
     n = {**visit, "status": "delayed", "start": "2026-11-23T14:50+01:00", "delay_min": 20}
-    assert listed.note(n).startswith(t["note_delayed"].format(n=listed.num(20),
-                                                              t=listed.num("14:30")))  # fmt: skip
+    delayed = form(t["note_delayed"], lang, 20)
+    assert listed.note(n).startswith(listed.fill(delayed, n=listed.num(20),
+                                                 t=listed.num("14:30")))  # fmt: skip
     moved = listed.note({**visit, "status": "moved"})
-    assert moved.startswith(t["note_moved"].format(day=t["today"], t=listed.num("14:30")))
+    assert moved.startswith(listed.fill(t["note_moved"], day=t["today"], t=listed.num("14:30")))
     assert listed.note({**visit, "status": "planned"}) == alone.note({**visit}) == ""
 
 

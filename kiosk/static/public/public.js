@@ -18,6 +18,29 @@
   }
   // A function as the replacement: a "$&" or "$1" in a name or reason stays as it is.
   function fmt(s, k, v) { return s.replace("{" + k + "}", function () { return v; }); }
+  // Right to left (Arabic, Farsi): every value put into a sentence is isolated (FSI ...
+  // PDI) and a name alone in an element is a <bdi>, as kiosk/timetable.py Words.fill/bdi.
+  var rtl = T.dir === "rtl";
+  function iso(v) { return rtl ? "\u2068" + v + "\u2069" : String(v); }
+  function bdi(s) { return rtl ? "<bdi>" + esc(s) + "</bdi>" : esc(s); }
+  // All placeholders in one pass (a "{t}" in a place name stays as it is).
+  function fill(s, vals) {
+    return s.replace(/\{(\w+)\}/g, function (m, k) {
+      return Object.prototype.hasOwnProperty.call(vals, k) ? iso(vals[k]) : m;
+    });
+  }
+  // A counted text in the form for n's CLDR plural category ("vor 1 Minute", "21 минуту
+  // назад"), as kiosk/timetable.py Words.counted picks it with Babel.
+  // (A browser without Intl.PluralRules, older than 2019, gets one/other.)
+  var plural = window.Intl && Intl.PluralRules ? new Intl.PluralRules(T.lang)
+    : { select: function (n) { return n === 1 ? "one" : "other"; } };
+  function counted(key, n, vals) {
+    var forms = T[key];
+    var s = forms[plural.select(n)] || forms.other;
+    var all = { n: num(n) };
+    Object.keys(vals || {}).forEach(function (k) { all[k] = vals[k]; });
+    return fill(s, all);
+  }
   // The language's digits (Arabic-Indic, Persian), as kiosk/timetable.py Words.num.
   function num(x) {
     return String(x).replace(/[0-9]/g, function (c) { return T.digits.charAt(+c); });
@@ -40,33 +63,33 @@
   function note(n) {
     var s, was = n.planned_start;
     if (n.status === "cancelled") s = T.note_cancelled;
-    else if (n.status === "delayed") s = fmt(fmt(T.note_delayed, "n", num(n.delay_min)), "t", hm(was));
-    else if (n.status === "moved") s = fmt(fmt(T.note_moved, "day", day(was)), "t", hm(was));
+    else if (n.status === "delayed") s = counted("note_delayed", n.delay_min || 0, { t: hm(was) });
+    else if (n.status === "moved") s = fill(T.note_moved, { day: day(was), t: hm(was) });
     else if (n.status === "extra") s = T.say_extra;
     else return "";
-    if (n.reason) s += " " + fmt(T.say_reason, "r", n.reason);
+    if (n.reason) s += " " + fill(T.say_reason, { r: n.reason });
     return s;
   }
   function ago(iso) {
     if (!iso) return T.never_seen;
     var m = Math.max(0, Math.floor((Date.now() + skewMs - Date.parse(iso)) / 60000));
     if (m < 1) return T.just_now;
-    if (m < 60) return m === 1 ? T.minute_ago : fmt(T.minutes_ago, "n", num(m));
+    if (m < 60) return counted("minutes_ago", m);
     var h = Math.floor(m / 60);
-    if (h < 48) return h === 1 ? T.hour_ago : fmt(T.hours_ago, "n", num(h));
-    return fmt(T.days_ago, "n", num(Math.floor(h / 24)));
+    if (h < 48) return counted("hours_ago", h);
+    return counted("days_ago", Math.floor(h / 24));
   }
   // The badge and the "next stop" line, as kiosk/public.py Formatter.state / first_next.
   function stateText(v) {
     if (v.state !== "closed") return T["state_" + v.state];
-    if (v.closed === "later") return fmt(T.state_later, "t", hm(v.later_at));
+    if (v.closed === "later") return fill(T.state_later, { t: hm(v.later_at) });
     return T["state_" + (v.closed || "none")];
   }
   function firstNext(v) {
     for (var i = 0; i < v.next.length; i++) {
       var n = v.next[i];
       if (n.is_next) {
-        return fmt(fmt(fmt(T.next_stop, "when", day(n.start)), "t", hm(n.start)), "place", n.name);
+        return fill(T.next_stop, { when: day(n.start), t: hm(n.start), place: n.name });
       }
     }
     return "";
@@ -74,15 +97,15 @@
 
   function card(v) {
     var name = cfg.hub && !cfg.one
-      ? '<a href="/van/' + encodeURIComponent(v.van) + "?lang=" + cfg.lang + '">' + esc(v.name) + "</a>"
-      : esc(v.name);
+      ? '<a href="/van/' + encodeURIComponent(v.van) + "?lang=" + cfg.lang + '">' + bdi(v.name) + "</a>"
+      : bdi(v.name);
     var h = '<article class="van state-' + esc(v.state) + '" data-van="' + esc(v.van) + '">';
     h += "<header><h2>" + name + '</h2><span class="badge">' + esc(stateText(v)) + "</span></header>";
     if (v.state === "open") {
-      h += '<p class="where"><strong>' + esc(v.stop.name) + '</strong> <span class="muni">(' +
-        esc(v.stop.municipality) + ")</span></p>";
-      h += '<p class="hours">' + esc(fmt(T.since, "t", hm(v.open_since))) + " · " +
-        esc(fmt(T.until, "t", hm(v.open_until))) + "</p>";
+      h += '<p class="where"><strong>' + bdi(v.stop.name) + '</strong> <span class="muni">(' +
+        bdi(v.stop.municipality) + ")</span></p>";
+      h += '<p class="hours">' + esc(fill(T.since, { t: hm(v.open_since) })) + " · " +
+        esc(fill(T.until, { t: hm(v.open_until) })) + "</p>";
     } else if (v.state === "closed") {
       var nx = firstNext(v);
       if (nx) h += '<p class="where next-stop"><strong>' + esc(nx) + "</strong></p>";
@@ -100,7 +123,7 @@
         h += '<li class="st-' + esc(n.status) + (n.is_next ? " is-next" : "") + '">' +
           (n.is_next ? '<span class="next-badge">' + esc(T.next_badge) + "</span> " : "") +
           '<span class="when">' + esc(day(n.start)) + T.sep +
-          esc(span(n)) + '</span> <span class="stop">' + esc(n.name) + "</span>" +
+          esc(span(n)) + '</span> <span class="stop">' + bdi(n.name) + "</span>" +
           (n.status !== "planned" ? ' <span class="note">' + esc(note(n)) + "</span>" : "") +
           "</li>";
       });
@@ -299,6 +322,10 @@
       else if (!list && state.map) state.map.invalidateSize();
     });
   }
+  // The wording, for the tests: the same strings as the server's for the same values.
+  state.words = { counted: counted, fill: fill, note: note, ago: ago, category: function (n) {
+    return plural.select(n);
+  } };
   document.body.classList.remove("no-js");
   renderList();
   initMap();
