@@ -59,8 +59,8 @@ COUNTED: dict[str, dict[str, Forms]] = {
         "hours_ago": {"one": "{n} saat önce", "other": "{n} saat önce"},
         "days_ago": {"one": "{n} gün önce", "other": "{n} gün önce"},
         "say_delayed": {
-            "one": "{when} {place} {n} dakika gecikiyor ({t}'dan itibaren).",
-            "other": "{when} {place} {n} dakika gecikiyor ({t}'dan itibaren).",
+            "one": "{when} {place} {n} dakika gecikiyor (saat {t} itibarıyla).",
+            "other": "{when} {place} {n} dakika gecikiyor (saat {t} itibarıyla).",
         },
         "note_delayed": {
             "one": "{n} dakika gecikmeli (planlanan: {t}).",

@@ -120,6 +120,16 @@ def test_seven_languages_with_the_same_keys_and_placeholders():
     assert {lang for lang in LANGS if TEXT[lang]["dir"] == "rtl"} == {"ar", "fa"}
 
 
+def test_turkish_never_suffixes_an_inserted_value():
+    """A Turkish case suffix after a time ("14:30'dan", "15:00'ten") follows the vowel
+    harmony of how the number is read, which a template cannot know: the texts put the
+    value where it takes no suffix ("saat {t} itibarıyla")."""
+    texts = []
+    for v in TEXT["tr"].values():
+        texts += list(v.values()) if isinstance(v, dict) else [v]
+    assert texts and not [t for t in texts if re.search(r"\}'", t)]
+
+
 def test_digits_and_dates_in_the_language():
     fa, ar, de = (Words(TEXT[x], "2026-11-23") for x in ("fa", "ar", "de"))
     assert fa.hm("2026-11-25T10:00+01:00") == "۱۰:۰۰"
