@@ -2,8 +2,8 @@
 processes, hub/workers.py) it finds in the store.
 
 :class:`OtherBatches` looks every ``poll_s`` for positions stored after the newest it
-has seen, by rowid and settled as the feeds read them (hub/owntracks.py: on PostgreSQL
-only rows of transactions older than every running one), and hands their vans to the
+has seen, by rowid as the feeds read them (hub/owntracks.py: rowids commit in order),
+and hands their vans to the
 same ``on_batch`` as worker 0's own batches: the OwnTracks view, the forwarder's wake-up
 and the registrar then see every worker's positions live, not only worker 0's::
 
@@ -18,11 +18,9 @@ batch and this poll) costs a query, never a second message.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable
 
-from hub.owntracks import SETTLED_PG
 from telemetry.store import Store
 
 log = logging.getLogger("vanbox.hub.workers")
@@ -43,25 +41,22 @@ class OtherBatches:
         self._thread: threading.Thread | None = None
         self.mark = self._top()  # what is stored already was handed on (or is history)
 
-    def _settled(self) -> str:
-        return "" if isinstance(self.store.reader(), sqlite3.Connection) else SETTLED_PG
-
     def _top(self) -> int:
-        sql = f"SELECT coalesce(max(rowid), 0) FROM positions WHERE 1 = 1{self._settled()}"
+        sql = "SELECT coalesce(max(rowid), 0) FROM positions"
         return int(self.store.reader().execute(sql).fetchone()[0])
 
     def poll_once(self) -> set[str]:
-        """Hand on the vans with settled positions after the mark; returns them."""
+        """Hand on the vans with positions after the mark; returns them."""
         rows = (
             self.store.reader()
             .execute(
-                "SELECT van, max(rowid) FROM positions"
-                f" WHERE rowid > ?{self._settled()} GROUP BY van",
-                (self.mark,),
-            )
+                "SELECT van, max(rowid) FROM positions WHERE rowid > ? GROUP BY van", (self.mark,)
+            )  # fmt: skip
             .fetchall()
         )
         if not rows:
+            if self._top() < self.mark:  # retention emptied the table: rowids start again
+                self.mark = 0
             return set()
         vans = {r[0] for r in rows}
         self.on_batch(vans)

@@ -155,16 +155,6 @@ def set_mark(store: Store, feed: str, mark: int) -> None:
         )
 
 
-# A row whose inserting transaction (xmin) is older than the oldest one still running
-# (the snapshot's xmin): it and every row before it are settled. Compared by age, which
-# counts back from the current transaction id, so it holds across xid wraparound; a
-# frozen row (xmin 2) has the largest age.
-SETTLED_PG = (
-    " AND age(xmin) > age(mod(pg_snapshot_xmin(pg_current_snapshot())::text::bigint,"
-    " 4294967296)::text::xid)"
-)
-
-
 def positions_after(
     conn: sqlite3.Connection, mark: int, limit: int
 ) -> tuple[list[StoredPosition], int]:
@@ -172,15 +162,12 @@ def positions_after(
     (suspect fixes left out, as on the public map and in the reports), and the rowid to
     move the watermark to once they are handed on (``mark`` itself: nothing new).
 
-    On PostgreSQL several ingest workers write side by side, and a rowid taken by a
-    transaction still running can commit after a higher one: the watermark would pass it
-    for ever. So only rows written by transactions older than every running one are
-    taken (:data:`SETTLED_PG`); the rest come next time, in rowid order. SQLite's writers
-    take turns, so its rowids commit in order."""
-    settled = "" if isinstance(conn, sqlite3.Connection) else SETTLED_PG
+    Rowids must commit in order, or the watermark passes a row still being written: on
+    SQLite writers take turns, and on PostgreSQL the ingest workers write their positions
+    one batch after another (``telemetry.pgstore.FEED_LOCK``)."""
     rows = conn.execute(
         "SELECT rowid, van, ts, lat, lon, alt, speed, track, hdop, suspect FROM positions"
-        f" WHERE rowid > ?{settled} ORDER BY rowid LIMIT ?",
+        " WHERE rowid > ? ORDER BY rowid LIMIT ?",
         (mark, limit),
     ).fetchall()
     if not rows:

@@ -49,6 +49,10 @@ from .sql_dialect import translate_schema
 from .store import Store, migrations
 
 _WRITE_LOCK = 0x76616E62  # "vanb": the advisory lock of serialized transactions
+# "vanf": taken by an ingest batch just before it writes its positions (last), held to
+# its commit: positions' rowids then commit in order, so a feed's watermark (rowid >
+# mark, hub/owntracks.py) never passes a row another worker is still writing
+FEED_LOCK = 0x76616E66
 _MIGRATE_LOCK = 0x76616E6D
 INGEST_RETRIES = 5
 
@@ -223,7 +227,8 @@ class PgStore(Store):
     def ingest_many(self, events: Iterable[Event]) -> int:
         """Upsert received events by id (as ``Store.ingest_many``): known ids change
         nothing, a stop visit's later ``left`` is taken. Returns the rows new or changed.
-        Not serialized with other writers; a deadlock between workers is retried."""
+        Not serialized with other writers (a deadlock between workers is retried), except
+        that batches with positions write them one after another (:data:`FEED_LOCK`)."""
         by_kind: dict[str, list[tuple]] = {}
         days: set[tuple[str, str]] = set()
         for ev in events:
@@ -237,15 +242,19 @@ class PgStore(Store):
         if not by_kind:
             return 0
         # One lock order for every writer: the batch's days, then each kind's rows by id
-        # (a stable sort: a stop visit's later version stays after its earlier one).
+        # (a stable sort: a stop visit's later version stays after its earlier one), the
+        # positions last, under FEED_LOCK (they touch only the days already locked).
         runs = [(k, sorted(by_kind[k.name], key=lambda r: r[0]))
                 for k in kinds.registered() if k.name in by_kind]  # fmt: skip
+        runs.sort(key=lambda run: run[0].name == "position")
         for attempt in range(INGEST_RETRIES):
             try:
                 n = 0
                 with self._tx(serialize=False) as conn:
                     self._lock_days(conn, sorted(days))
                     for k, rows in runs:
+                        if k.name == "position":
+                            conn.raw.execute("SELECT pg_advisory_xact_lock(%s)", (FEED_LOCK,))
                         if k.upsert:
                             sql = f"{k._insert_sql} {k.upsert}"
                         else:

@@ -85,3 +85,19 @@ def test_a_failing_listener_does_not_move_the_mark(target):
         assert others.poll_once() == set()
     finally:
         web.close()
+
+
+def test_after_retention_emptied_the_table_new_positions_are_still_found(tmp_path):
+    """SQLite numbers rowids from 1 again once the table is empty: the mark follows."""
+    web = open_store(tmp_path / "hub.db", tz="Europe/Berlin")
+    try:
+        web.ingest_many([fix("van-1", s) for s in range(5)])
+        others = OtherBatches(web, lambda vans: None)
+        assert others.mark == 5
+        with web.transaction() as conn:
+            conn.execute("DELETE FROM positions")  # retention, in a quiet week
+        web.ingest_many([fix("van-2", 100)])  # rowid 1 again
+        found = others.poll_once() or others.poll_once()
+        assert found == {"van-2"} and others.mark == 1
+    finally:
+        web.close()

@@ -393,34 +393,44 @@ def test_a_lost_connection_is_transient_and_a_bad_value_is_not(pg_url):  # noqa:
 
 
 def test_a_position_committed_late_is_still_fed_once(pg_url):  # noqa: F811
-    """Two ingest workers: worker A's transaction takes rowid 2 and is still running when
-    worker B's rowid 3 (another van: no common row to wait for) commits. The feed
-    (OwnTracks, forwarding) must not move its watermark past rowid 2: it waits, then
-    sends 2 and 3, each once."""
+    """Two ingest workers: worker A's batch has taken its rowid and is still running when
+    worker B's batch (another van: no common row to wait for) comes. B waits for A's
+    positions to commit (FEED_LOCK), so a feed (OwnTracks, forwarding) reading rowid >
+    mark never moves its watermark past A's row: each position is fed once."""
     import psycopg
 
     from hub.owntracks import positions_after
+    from telemetry.events import Position
+    from telemetry.pgstore import FEED_LOCK
 
-    store = PgStore(pg_url, van="jungregio-1", tz="Europe/Berlin")
+    store = PgStore(pg_url, van="", tz="Europe/Berlin")
     t0 = datetime(2026, 11, 30, 9, tzinfo=UTC)
-    row = ("jungregio-1", "2026-11-30", 52.32, 10.23, 3)
-    sql = ("INSERT INTO positions (id, van, ts, day, lat, lon, mode) VALUES"
-           " (%s, %s, %s, %s, %s, %s, %s)")  # fmt: skip
+
+    def fix(van: str, s: int) -> Position:
+        return Position(time=t0 + timedelta(seconds=s), lat=52.32, lon=10.23, van=van)
+
     try:
-        with psycopg.connect(pg_url, autocommit=True) as c:
-            c.execute(sql, ("p1", row[0], t0.timestamp(), *row[1:]))
+        store.ingest_many([fix("van-a", 0)])
         fed, mark = positions_after(store.reader(), 0, 100)
-        assert [p.ts for p in fed] == [t0.timestamp()]
-        slow = psycopg.connect(pg_url)  # worker A: a transaction still running
-        slow.execute(sql, ("p2", row[0], t0.timestamp() + 30, *row[1:]))
-        with psycopg.connect(pg_url, autocommit=True) as fast:  # worker B commits first
-            fast.execute(sql, ("p3", "jungregio-2", t0.timestamp() + 60, *row[1:]))
-        waiting, mark2 = positions_after(store.reader(), mark, 100)
-        assert waiting == [] and mark2 == mark  # not past the running transaction's row
+        assert len(fed) == 1
+        # worker A, as ingest_many does it: its position written, the lock held
+        slow = psycopg.connect(pg_url)
+        slow.execute("SELECT pg_advisory_xact_lock(%s)", (FEED_LOCK,))
+        slow.execute(
+            "INSERT INTO positions (id, van, ts, day, lat, lon, mode) VALUES"
+            " ('late', 'van-a', %s, '2026-11-30', 52.32, 10.23, 3)",
+            (t0.timestamp() + 30,),
+        )
+        worker_b = threading.Thread(target=store.ingest_many, args=([fix("van-b", 60)],))
+        worker_b.start()
+        worker_b.join(1.0)
+        assert worker_b.is_alive()  # B waits for A's commit
+        assert positions_after(store.reader(), mark, 100) == ([], mark)
         slow.commit()
         slow.close()
-        fed, mark3 = positions_after(store.reader(), mark2, 100)
-        assert [p.ts - t0.timestamp() for p in fed] == [30, 60] and mark3 > mark
-        assert positions_after(store.reader(), mark3, 100) == ([], mark3)
+        worker_b.join(10)
+        fed, mark2 = positions_after(store.reader(), mark, 100)
+        assert [(p.van, p.ts - t0.timestamp()) for p in fed] == [("van-a", 30), ("van-b", 60)]
+        assert positions_after(store.reader(), mark2, 100) == ([], mark2)
     finally:
         store.close()
