@@ -41,7 +41,7 @@ def stop_from(plan: Plan, stop: PlanStop, effective: date, *, now: float | None 
             f"valid_to: {old.name!r} ended on {old.valid_to.isoformat()}, before "
             f"{effective.isoformat()} (Haltestelle schon beendet)"
         )
-    kept = replace(stop, valid_from=old.valid_from, valid_to=old.valid_to)
+    kept = replace(stop, valid_from=old.valid_from, valid_to=old.valid_to, follows=old.follows)
     if replace(kept, version=old.version) == old:
         return plan.changed(now=now)  # saved unchanged: no visit's SEQUENCE rises
 
@@ -59,7 +59,7 @@ def stop_from(plan: Plan, stop: PlanStop, effective: date, *, now: float | None 
     v = plan.version + 1
     # the successor of "foo-2" is "foo-3", not "foo-2-2"
     key = unique_key(re.sub(r"-\d+$", "", old.key) or old.key, _keys_in_use(plan))
-    new = replace(kept, key=key, valid_from=effective, version=v)
+    new = replace(kept, key=key, valid_from=effective, version=v, follows=old.key)
     ended = replace(old, valid_to=effective - timedelta(days=1))  # its version stays
     stops: list[PlanStop] = []
     for s in plan.stops:
@@ -78,9 +78,9 @@ def stop_ended_from(plan: Plan, key: str, effective: date, *, now: float | None 
     """Remove a weekly stop from ``effective`` on. A stop with visits before that day
     ends the day before (``valid_to``; the past stays as it was planned) and its
     exceptions from that day on are dropped; any other is removed with its exceptions.
-    Its successors (a change of its hours that takes effect later: the stop that starts
-    the day after it ends, ``<key>-2``, ...) go with it: the stop is gone from
-    ``effective`` on, not back with new hours."""
+    Its successors (the stops that continue it, ``follows``: a change of its hours or
+    place that takes effect later) go with it: the stop is gone from ``effective`` on,
+    not back with new hours."""
     old = plan.stop(key)
     if old is None:
         raise PlanError(f"stop: no stop {key!r} in the plan of {plan.van}")
@@ -123,28 +123,18 @@ def _delays_fit(plan: Plan, key: str, new: PlanStop, since: date | None) -> None
 
 
 def _successors(plan: Plan, stop: PlanStop) -> list[PlanStop]:
-    """The stops that continue ``stop`` after a change of its hours or place: each
-    starts the day after the one before it ends, with the same base key (``foo``,
-    ``foo-2``, ``foo-3``)."""
-    base = re.sub(r"-\d+$", "", stop.key) or stop.key
+    """The stops that continue ``stop`` after changes of its hours or place: the one
+    that ``follows`` it, the one that follows that, and so on."""
     out: list[PlanStop] = []
+    seen = {stop.key}
     cur = stop
-    while cur.valid_to is not None:
-        nxt = next(
-            (
-                s
-                for s in plan.stops
-                if s.valid_from == cur.valid_to + timedelta(days=1)
-                and (re.sub(r"-\d+$", "", s.key) or s.key) == base
-                and s.key != cur.key
-            ),
-            None,
-        )
+    while True:
+        nxt = next((s for s in plan.stops if s.follows == cur.key and s.key not in seen), None)
         if nxt is None:
-            break
+            return out
         out.append(nxt)
+        seen.add(nxt.key)
         cur = nxt
-    return out
 
 
 def _keys_in_use(plan: Plan) -> set[str]:

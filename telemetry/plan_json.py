@@ -77,6 +77,8 @@ def _stop(s: PlanStop) -> dict[str, Any]:
         d["valid_from"] = s.valid_from.isoformat()
     if s.valid_to is not None:
         d["valid_to"] = s.valid_to.isoformat()
+    if s.follows is not None:
+        d["follows"] = s.follows
     return d
 
 
@@ -187,8 +189,9 @@ def _place_of(d: dict, path: str, *, template: bool) -> PlanStop:
         end = parse_hhmm(d.get("end"), f"{path}.end")
         valid_from = _opt_date(d, "valid_from", path)
         valid_to = _opt_date(d, "valid_to", path)
+        follows = None if d.get("follows") is None else _key(d, "follows", path)
     else:
-        valid_from = valid_to = None
+        valid_from = valid_to = follows = None
     return PlanStop(
         key=_key(d, "key", path),
         name=_text(d, "name", path, NAME_MAX, empty=False),
@@ -202,6 +205,7 @@ def _place_of(d: dict, path: str, *, template: bool) -> PlanStop:
         version=_int(d, "version", path, 0, 2**53) if "version" in d else 0,
         valid_from=valid_from,
         valid_to=valid_to,
+        follows=follows,
     )
 
 

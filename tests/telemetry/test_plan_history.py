@@ -180,6 +180,33 @@ def test_removing_a_stop_takes_its_later_successors_with_it(base):
     assert not [h for h in hours(until, much_later) if h[0].startswith(EDEM)]
 
 
+def test_a_successor_is_the_stop_that_follows_not_a_look_alike_key(base):
+    """The link is explicit (``follows``): a stop whose long key the successor had to
+    shorten is still found, and another stop whose name ends in a number is not taken
+    for one (review: "Sporthalle 1" ending when "Sporthalle 2" begins)."""
+    name = "Edemissen, Schulzentrum am Bahnhof Nord-West"  # a key of 40 characters
+    long = PlanStop("edemissen-schulzentrum-am-bahnhof-nord-w", name, "Edemissen", 52.38,
+                    10.26, weekdays=(6,), start=dtime(6), end=dtime(8),
+                    valid_from=MON - timedelta(weeks=10))  # fmt: skip
+    plan = base.with_stop(long)
+    later = MON + timedelta(weeks=2)
+    two = plan.with_stop_from(replace(long, start=dtime(7), end=dtime(9)), later)
+    (succ,) = [s for s in two.stops if s.follows == long.key]
+    assert succ.key == long.key[:36] + "-2"  # shortened: no common base key
+    assert two.without_stop_from(long.key, MON).stop(succ.key) is None
+    one = PlanStop("sporthalle-1", "Sporthalle 1", "Peine", 52.32, 10.23, weekdays=(5,),
+                   start=dtime(10), end=dtime(12), valid_from=MON - timedelta(weeks=10),
+                   valid_to=date(2026, 11, 30))  # fmt: skip
+    other = PlanStop("sporthalle-2", "Sporthalle 2", "Peine", 52.33, 10.25, weekdays=(6,),
+                     start=dtime(9), end=dtime(11), valid_from=date(2026, 12, 1))  # fmt: skip
+    halls = base.with_stop(one).with_stop(other)
+    assert halls.without_stop_from("sporthalle-1", MON).stop(other.key) == halls.stop(other.key)
+    # the link survives the JSON (and is written only when set)
+    again = Plan.from_json(two.to_json())
+    assert again.stop(succ.key).follows == long.key and again.stop(long.key).follows is None
+    assert '"follows"' not in base.to_json()
+
+
 def test_removing_a_successor_leaves_the_stop_before_it(base):
     edem = base.stop(EDEM)
     later = MON + timedelta(weeks=2)
