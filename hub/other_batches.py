@@ -55,8 +55,9 @@ class OtherBatches:
             .fetchall()
         )
         if not rows:
-            if self._top() < self.mark:  # retention emptied the table: rowids start again
-                self.mark = 0
+            if 0 < self.mark and self._top() < self.mark:
+                self.mark = 0  # retention emptied the table: rowids start again
+                return self.poll_once()
             return set()
         vans = {r[0] for r in rows}
         self.on_batch(vans)

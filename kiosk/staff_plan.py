@@ -428,7 +428,7 @@ def change(van: str, action: str):
     vans = dict(_vans())
     try:
         plan = change_plan(appctx.store(), van, edit, fallback_tour=_fallback(van),
-                           known_vans=vans)  # fmt: skip
+                           known_vans=vans, now=_ts())  # fmt: skip
     except PlanError as e:
         if van not in vans:
             abort(404, f"Unbekannter Bus: {van}")

@@ -108,6 +108,22 @@ class PlanException:
         return max(self.date, self.new_date or self.date, self.date_to or self.date)
 
 
+def exception_groups(
+    exceptions: Iterable[PlanException],
+) -> list[tuple[date, tuple[PlanException, ...]]]:
+    """The exceptions in the groups that are kept or dropped together, each with its
+    last day: an extra visit with the changes of it (a cancel, delay or move of its
+    one-off key; without the extra they would name an unknown stop), every other
+    exception alone. In the order of their first member."""
+    exceptions = tuple(exceptions)
+    extras = {e.stop_key for e in exceptions if e.kind == "extra"}
+    groups: dict[str, list[PlanException]] = {}
+    for e in exceptions:
+        key = f"extra:{e.stop_key}" if e.stop_key in extras else f"id:{e.id}"
+        groups.setdefault(key, []).append(e)
+    return [(max(e.last_day for e in g), tuple(g)) for g in groups.values()]
+
+
 @dataclass(frozen=True)
 class PlannedVisit:
     """One visit of the plan on one date, exceptions applied."""
@@ -281,10 +297,12 @@ class Plan:
 
     def pruned(self, before: date, *, stops_before: date | None = None) -> Plan:
         """The same version without the exceptions whose every day is before ``before``
-        (they change nothing any more; keeps the retained plan small), and without the
+        (they change nothing any more; keeps the retained plan small; an extra visit and
+        its changes go together, :func:`exception_groups`), and without the
         weekly stops that ended before ``stops_before`` (if given) and that no exception
         refers to."""
-        keep = tuple(e for e in self.exceptions if e.last_day >= before)
+        kept = {e.id for last, g in exception_groups(self.exceptions) if last >= before for e in g}
+        keep = tuple(e for e in self.exceptions if e.id in kept)
         stops = self.stops
         if stops_before is not None:
             used = {e.stop_key for e in keep}

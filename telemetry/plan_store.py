@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from .config import TourStop
 from .errors import PlanError
 from .plan_limits import KEEP_PAST_DAYS, MAX_EXCEPTIONS, MAX_JSON, VAN_RE
-from .plan_model import Plan
+from .plan_model import Plan, exception_groups
 
 if TYPE_CHECKING:
     from .store import Store
@@ -148,23 +149,34 @@ def change_plan(
     *,
     fallback_tour: Iterable[TourStop] = (),
     known_vans: Iterable[str] | None = None,
+    now: float | None = None,
 ) -> Plan:
     """Apply one staff change atomically: read the newest plan of ``van``, ``edit`` it
     (one of the ``Plan.with_*``/``without_*`` methods), store the result as the next
-    version. A PlanError from ``edit`` leaves the stored plan unchanged."""
+    version. A PlanError from ``edit`` leaves the stored plan unchanged. ``now`` (UTC
+    epoch seconds, default the wall clock) is today for what the plan keeps."""
     if known_vans is not None and van not in set(known_vans):
         raise PlanError(f"van: unknown van {van!r}")
     if not VAN_RE.fullmatch(van):
         raise PlanError(f"van: {van!r} is not a van id")
+    today = date.fromtimestamp(time.time() if now is None else now)
     with store.transaction() as conn:
-        base = _pruned(current_plan(conn, van, fallback_tour), MAX_EXCEPTIONS - 1)  # room
+        current = current_plan(conn, van, fallback_tour)
+        base = _pruned(current, MAX_EXCEPTIONS, today)
         top = stored_version(conn, van)
         if base.version < top:  # cannot happen with one writer; be safe
             raise PlanError("version: the plan changed meanwhile; reload and try again")
-        new = edit(base)
+        try:
+            new = edit(base)
+        except PlanError:
+            if len(base.exceptions) < MAX_EXCEPTIONS:
+                raise
+            # a full plan: room for one more, from its oldest past exceptions
+            base = _pruned(current, MAX_EXCEPTIONS - 1, today)
+            new = edit(base)
         if new.van != van or new.version != base.version + 1:
             raise PlanError("version: an edit must give the next version of the same van")
-        new = _pruned(new, MAX_EXCEPTIONS)
+        new = _pruned(new, MAX_EXCEPTIONS, date.fromtimestamp(new.updated))  # its own day
         new.validate()
         body = _body(new)
         conn.execute(
@@ -174,20 +186,24 @@ def change_plan(
     return new
 
 
-def _pruned(plan: Plan, limit: int) -> Plan:
+def _pruned(plan: Plan, limit: int, today: date) -> Plan:
     """``plan`` without what no report needs any more: ended stops and past exceptions
     stay for this year's and last year's reports (the annual report's planned visits:
     a cancellation or a holiday forgotten would count as planned and not served). Only a
     plan that would keep more than ``limit`` exceptions drops those older than
-    KEEP_PAST_DAYS, oldest first, to make room (before an edit: room for one more)."""
-    day = date.fromtimestamp(plan.updated)
-    last_year = date(day.year - 1, 1, 1)
+    KEEP_PAST_DAYS, oldest first (an extra visit with its changes, as one)."""
+    last_year = date(today.year - 1, 1, 1)
     out = plan.pruned(last_year, stops_before=last_year)
     if len(out.exceptions) <= limit:
         return out
-    cut = day - timedelta(days=KEEP_PAST_DAYS)
-    old = sorted((e for e in out.exceptions if e.last_day < cut), key=lambda e: e.last_day)
-    drop = {e.id for e in old[: len(out.exceptions) - limit]}
+    cut = today - timedelta(days=KEEP_PAST_DAYS)
+    old = sorted(((last, g) for last, g in exception_groups(out.exceptions) if last < cut),
+                 key=lambda lg: lg[0])  # fmt: skip
+    drop: set[str] = set()
+    for _last, group in old:
+        if len(out.exceptions) - len(drop) <= limit:
+            break
+        drop |= {e.id for e in group}
     return replace(out, exceptions=tuple(e for e in out.exceptions if e.id not in drop))
 
 

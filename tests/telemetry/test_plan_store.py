@@ -216,6 +216,122 @@ def test_a_full_plan_drops_its_oldest_past_exceptions_first(st):
     assert all(e.id in kept for e in recent)
 
 
+# --- at the limit of 1000 exceptions (from a review) -------------------------------
+
+
+def test_an_extra_visit_moved_across_new_year_stays_with_its_move(st):
+    """An extra visit on 30.12.2024 moved to 3.1.2025: kept with its move (last year's
+    report needs the move; without the extra it would name an unknown stop)."""
+    fest = PlanStop("fest", "Fest", "Peine", 52.32, 10.23)
+    extra = PlanException(new_id(), "extra", date(2024, 12, 30), stop=fest,
+                          start=dtime(6), end=dtime(7))  # fmt: skip
+    move = PlanException(new_id(), "move", date(2024, 12, 30), stop_key="fest",
+                         new_date=date(2025, 1, 3), start=dtime(6), end=dtime(7))  # fmt: skip
+    base = Plan.from_tour(VAN, CFG.tour)
+    save_plan(st, replace(base, version=1, updated=NOW, exceptions=(extra, move)))
+    new = change_plan(st, VAN, lambda p: p.with_exception(cancel(), now=NOW),
+                      fallback_tour=CFG.tour)  # fmt: skip
+    assert new.version == 2 and {extra.id, move.id} <= {e.id for e in new.exceptions}
+
+
+def test_a_full_plan_drops_an_extra_visit_with_its_cancel(st):
+    """At 1000 exceptions the oldest past one is an extra visit with a cancel on the same
+    day: they make room together (the cancel alone would name an unknown stop)."""
+    fest = PlanStop("fest", "Fest", "Peine", 52.32, 10.23)
+    old = MON - timedelta(days=200)
+    extra = PlanException(new_id(), "extra", old, stop=fest, start=dtime(6), end=dtime(7))
+    ccl = PlanException(new_id(), "cancel", old, stop_key="fest", reason="Regen")
+    future = [
+        PlanException(
+            new_id(),
+            "extra",
+            MON + timedelta(days=1 + i),
+            stop=replace(fest, key=f"fest-{i}"),
+            start=dtime(6),
+            end=dtime(7),
+        )  # fmt: skip
+        for i in range(998)
+    ]
+    base = Plan.from_tour(VAN, CFG.tour)
+    save_plan(st, replace(base, version=1, updated=NOW, exceptions=(extra, ccl, *future)))
+    new = change_plan(
+        st, VAN, lambda p: p.with_exception(cancel(), now=NOW), fallback_tour=CFG.tour, now=NOW
+    )
+    kept = {e.id for e in new.exceptions}
+    assert extra.id not in kept and ccl.id not in kept  # made room together
+    assert len(new.exceptions) == 999
+
+
+def test_a_removal_at_the_limit_drops_nothing_else(st):
+    """At exactly 1000, deleting one exception needs no room: no old cancellation (kept
+    for the annual report) is dropped with it."""
+    old = [cancel(MON - timedelta(weeks=20 + i)) for i in range(3)]
+    fest = PlanStop("fest", "Fest", "Peine", 52.32, 10.23)
+    future = [
+        PlanException(
+            new_id(),
+            "extra",
+            MON + timedelta(days=1 + i),
+            stop=replace(fest, key=f"fest-{i}"),
+            start=dtime(6),
+            end=dtime(7),
+        )  # fmt: skip
+        for i in range(997)
+    ]
+    base = Plan.from_tour(VAN, CFG.tour)
+    save_plan(st, replace(base, version=1, updated=NOW, exceptions=(*old, *future)))
+    new = change_plan(st, VAN, lambda p: p.without_exception(future[-1].id, now=NOW),
+                      fallback_tour=CFG.tour)  # fmt: skip
+    assert {e.id for e in old} <= {e.id for e in new.exceptions}
+
+
+def test_the_oldest_exception_of_a_full_plan_can_be_deleted(st):
+    """Staff delete the oldest (listed) exception of a full plan: it is there to delete."""
+    old = [cancel(MON - timedelta(weeks=20 + i)) for i in range(3)]
+    fest = PlanStop("fest", "Fest", "Peine", 52.32, 10.23)
+    future = [
+        PlanException(
+            new_id(),
+            "extra",
+            MON + timedelta(days=1 + i),
+            stop=replace(fest, key=f"fest-{i}"),
+            start=dtime(6),
+            end=dtime(7),
+        )  # fmt: skip
+        for i in range(997)
+    ]
+    base = Plan.from_tour(VAN, CFG.tour)
+    save_plan(st, replace(base, version=1, updated=NOW, exceptions=(*old, *future)))
+    new = change_plan(st, VAN, lambda p: p.without_exception(old[-1].id, now=NOW),
+                      fallback_tour=CFG.tour)  # fmt: skip
+    assert old[-1].id not in {e.id for e in new.exceptions}
+
+
+def test_a_full_plan_untouched_for_months_makes_room_from_today(st):
+    """Room is made from today's point of view, not the stored plan's ``updated``: a
+    full plan last changed 100 days ago has past exceptions 147 to 175 days old."""
+    then = NOW - 100 * 86400
+    old = [cancel(MON - timedelta(weeks=21 + i)) for i in range(5)] * 1  # 147..175 days ago
+    fest = PlanStop("fest", "Fest", "Peine", 52.32, 10.23)
+    future = [
+        PlanException(
+            new_id(),
+            "extra",
+            MON + timedelta(days=1 + i),
+            stop=replace(fest, key=f"fest-{i}"),
+            start=dtime(6),
+            end=dtime(7),
+        )  # fmt: skip
+        for i in range(995)
+    ]
+    base = Plan.from_tour(VAN, CFG.tour)
+    save_plan(st, replace(base, version=1, updated=then, exceptions=(*old, *future)))
+    new = change_plan(
+        st, VAN, lambda p: p.with_exception(cancel(), now=NOW), fallback_tour=CFG.tour, now=NOW
+    )
+    assert len(new.exceptions) == 1000
+
+
 def test_a_plan_too_large_to_publish_is_refused(st):
     fest = PlanStop("fest", "Ä" * 80, "Peine", 52.32, 10.23)
     many = tuple(
