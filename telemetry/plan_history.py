@@ -59,7 +59,7 @@ def stop_from(plan: Plan, stop: PlanStop, effective: date, *, now: float | None 
     v = plan.version + 1
     # the successor of "foo-2" is "foo-3", not "foo-2-2"
     key = unique_key(re.sub(r"-\d+$", "", old.key) or old.key, _keys_in_use(plan))
-    new = replace(kept, key=key, valid_from=effective, version=v, follows=old.key)
+    new = replace(kept, key=key, valid_from=effective, version=v, follows=old.follows or old.key)
     ended = replace(old, valid_to=effective - timedelta(days=1))  # its version stays
     stops: list[PlanStop] = []
     for s in plan.stops:
@@ -123,18 +123,16 @@ def _delays_fit(plan: Plan, key: str, new: PlanStop, since: date | None) -> None
 
 
 def _successors(plan: Plan, stop: PlanStop) -> list[PlanStop]:
-    """The stops that continue ``stop`` after changes of its hours or place: the one
-    that ``follows`` it, the one that follows that, and so on."""
-    out: list[PlanStop] = []
-    seen = {stop.key}
-    cur = stop
-    while True:
-        nxt = next((s for s in plan.stops if s.follows == cur.key and s.key not in seen), None)
-        if nxt is None:
-            return out
-        out.append(nxt)
-        seen.add(nxt.key)
-        cur = nxt
+    """The stops that continue ``stop`` after later changes of its hours or place: those
+    that ``follow`` the same first stop and begin after ``stop`` ends."""
+    if stop.valid_to is None:
+        return []
+    first = stop.follows or stop.key
+    return sorted(
+        (s for s in plan.stops
+         if s.follows == first and s.valid_from is not None and s.valid_from > stop.valid_to),
+        key=lambda s: s.valid_from or stop.valid_to,
+    )  # fmt: skip
 
 
 def _keys_in_use(plan: Plan) -> set[str]:

@@ -44,7 +44,9 @@ class PlanStop:
     version: int = 0  # the plan version at which this stop was last changed
     valid_from: date | None = None  # first day with visits; None: always (an older plan)
     valid_to: date | None = None  # last day with visits; None: open-ended
-    follows: str | None = None  # the stop this one continues (a change of hours or place)
+    # the first stop of the chain this one continues (changes of hours or place): its
+    # visits keep that stop's calendar UIDs
+    follows: str | None = None
 
     def valid_on(self, day: date) -> bool:
         """Is the stop in force on ``day`` (its validity range, both ends included)?"""

@@ -3,8 +3,10 @@
 Order of application for one visit: a move or a delay first, then a cancel of that
 visit, then a closed period covering the day it takes place on. The uid names the
 original visit (``<van>.<stop key>.<YYYYMMDD>@vanbox``, or ``<exception id>@vanbox`` for
-an extra), so it stays the same when the visit is moved, delayed or cancelled; the
-``sequence`` is the highest version of the stop and of every exception touching it.
+an extra), so it stays the same when the visit is moved, delayed or cancelled, and when
+the stop's hours or place change (a successor stop uses the key of the first stop it
+``follows``); the ``sequence`` is the highest version of the stop and of every exception
+touching it.
 
 A weekly stop has visits only on the days of its validity range (``valid_from`` ..
 ``valid_to``, each open when missing): a changed or removed stop keeps its past visits.
@@ -61,7 +63,7 @@ def _bases_on(plan: Plan, idx: _Index, day: date) -> list[_Base]:
             s,
             s.start,
             s.end,
-            f"{plan.van}.{s.key}.{day:%Y%m%d}@vanbox",
+            f"{plan.van}.{s.follows or s.key}.{day:%Y%m%d}@vanbox",
             s.version,
             False,
         )  # fmt: skip

@@ -207,6 +207,35 @@ def test_a_successor_is_the_stop_that_follows_not_a_look_alike_key(base):
     assert '"follows"' not in base.to_json()
 
 
+def test_visits_keep_their_calendar_uids_through_changes_of_hours(base):
+    """A calendar that imported next month's visits updates them in place (same UID, a
+    higher SEQUENCE) when the hours change, twice; last week's visit is untouched."""
+    edem = base.stop(EDEM)
+    later, much_later = MON + timedelta(weeks=2), MON + timedelta(weeks=4)
+    days = (MON - timedelta(weeks=1), later, much_later + timedelta(weeks=1))
+
+    def mine(plan: Plan) -> dict[date, tuple[str, int, str]]:
+        out = {}
+        for d in days:
+            for v in plan.visits_on(d, TZ):
+                if v.stop_key.startswith(EDEM):
+                    out[d] = (v.uid, v.sequence, f"{v.start:%H:%M}")
+        return out
+
+    before = mine(base)
+    two = base.with_stop_from(replace(edem, start=dtime(15), end=dtime(19)), later)
+    three = two.with_stop_from(replace(two.stop(EDEM + "-2"), end=dtime(20)), much_later)
+    after = mine(three)
+    assert three.stop(EDEM + "-3").follows == EDEM  # the first stop of the chain
+    assert {d: u for d, (u, _s, _t) in after.items()} == {d: u for d, (u, _s, _t) in before.items()}
+    assert after[days[0]] == before[days[0]]  # last week: as it was
+    for d in days[1:]:
+        assert after[d][1] > before[d][1] and after[d][2] == "15:00"  # updated in place
+    # removing the middle stop takes the later one with it, not the first
+    gone = three.without_stop_from(EDEM + "-2", later)
+    assert gone.stop(EDEM + "-3") is None and gone.stop(EDEM) == three.stop(EDEM)
+
+
 def test_removing_a_successor_leaves_the_stop_before_it(base):
     edem = base.stop(EDEM)
     later = MON + timedelta(weeks=2)
