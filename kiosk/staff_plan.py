@@ -44,6 +44,7 @@ from telemetry.plan import (
     slug,
     unique_key,
 )
+from telemetry.plan_history import keys_in_use
 from telemetry.plan_json import clean_text, parse_date, parse_hhmm
 
 from . import appctx, staff
@@ -170,11 +171,8 @@ def _place(plan: Plan, key: str = "") -> PlanStop:
         lat = _float("lat", "Breite", -90, 90)
         lon = _float("lon", "Länge", -180, 180)
     radius = _float("radius_m", "Radius (m)", 10, 5000) if _form("radius_m") else 150.0
-    taken = {s.key for s in plan.stops} | {
-        e.stop.key for e in plan.exceptions if e.kind == "extra" and e.stop
-    }
     if not key:
-        key = unique_key(slug(name), taken)
+        key = unique_key(slug(name), keys_in_use(plan))
     return PlanStop(key, name, muni, lat, lon, radius)
 
 

@@ -58,7 +58,7 @@ def stop_from(plan: Plan, stop: PlanStop, effective: date, *, now: float | None 
         return plan.with_stop(kept, now=now)
     v = plan.version + 1
     # the successor of "foo-2" is "foo-3", not "foo-2-2"
-    key = unique_key(re.sub(r"-\d+$", "", old.key) or old.key, _keys_in_use(plan))
+    key = unique_key(re.sub(r"-\d+$", "", old.key) or old.key, keys_in_use(plan))
     new = replace(kept, key=key, valid_from=effective, version=v, follows=old.follows or old.key)
     ended = replace(old, valid_to=effective - timedelta(days=1))  # its version stays
     stops: list[PlanStop] = []
@@ -135,8 +135,11 @@ def _successors(plan: Plan, stop: PlanStop) -> list[PlanStop]:
     )  # fmt: skip
 
 
-def _keys_in_use(plan: Plan) -> set[str]:
-    """Every key in use: the weekly stops' and the extra visits' places."""
-    return {s.key for s in plan.stops} | {
-        e.stop.key for e in plan.exceptions if e.kind == "extra" and e.stop is not None
-    }
+def keys_in_use(plan: Plan) -> set[str]:
+    """Every key in use: the weekly stops' and the extra visits' places, and the keys
+    stops still follow (their visits' calendar UIDs), even once the first stop is gone."""
+    return (
+        {s.key for s in plan.stops}
+        | {s.follows for s in plan.stops if s.follows}
+        | {e.stop.key for e in plan.exceptions if e.kind == "extra" and e.stop is not None}
+    )

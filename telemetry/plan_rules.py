@@ -157,6 +157,17 @@ def validate_plan(plan: Plan) -> None:
                     f"stops: {a.name!r} ({_hours(a.start, a.end)}) and {b.name!r} "
                     f"({_hours(b.start, b.end)}) overlap on {day} (Termine überschneiden sich)"
                 )
+    # A stop and those that follow it share their visits' calendar key (UID): they must
+    # never be in force on the same weekday (the hub's own changes never are).
+    for i, a in enumerate(plan.stops):
+        for j, b in enumerate(plan.stops[i + 1 :], start=i + 1):
+            common = set(a.weekdays) & set(b.weekdays)
+            if (a.follows or a.key) == (b.follows or b.key) and common and _same_time(a, b, common):
+                raise field_error(
+                    f"stops[{j}].follows", b.follows,
+                    f"continues {a.follows or a.key!r} while {a.key!r} is in force on the same"
+                    " days (die Termine hätten dieselbe Kalender-UID)",
+                )  # fmt: skip
     ids: set[str] = set()
     extra_keys: dict[str, list[date]] = defaultdict(list)
     for e in plan.exceptions:

@@ -236,6 +236,46 @@ def test_visits_keep_their_calendar_uids_through_changes_of_hours(base):
     assert gone.stop(EDEM + "-3") is None and gone.stop(EDEM) == three.stop(EDEM)
 
 
+def test_a_key_still_followed_is_not_given_to_a_new_stop(base):
+    """The chain's first stop is pruned (it ended before last year); its successor still
+    follows its key. A new stop of the same name gets another key: no two visits on one
+    day with one calendar UID (review)."""
+    from collections import Counter
+
+    from telemetry.plan_history import keys_in_use
+    from telemetry.plan_keys import slug, unique_key
+
+    stop = base.stops[0]
+    p = base.changed(stops=[replace(stop, valid_from=date(2024, 1, 1)), *base.stops[1:]])
+    p = p.with_stop_from(replace(p.stop(stop.key), start=dtime(10), end=dtime(11, 30)),
+                         date(2024, 6, 3))  # fmt: skip
+    p = p.pruned(date(2025, 1, 1), stops_before=date(2025, 1, 1))
+    assert p.stop(stop.key) is None and p.stops[0].follows == stop.key
+    key = unique_key(slug(stop.name), keys_in_use(p))
+    assert key != stop.key
+    new = PlanStop(key, stop.name, stop.municipality, stop.lat, stop.lon, stop.radius_m,
+                   p.stops[0].weekdays, dtime(12), dtime(13))  # fmt: skip
+    p = p.with_stop_from(new, MON)
+    uids = Counter(v.uid for v in p.visits_between(MON, MON + timedelta(weeks=2), TZ))
+    assert uids and max(uids.values()) == 1
+
+
+def test_two_stops_continuing_one_stop_at_the_same_time_are_refused(base):
+    """A plan from elsewhere (hand-edited JSON) with two stops in force on Sundays that
+    both follow "alt": their visits would share calendar UIDs."""
+    body = json.loads(base.to_json())
+    s0 = body["stops"][0]
+    a = dict(s0, key="halle-a", name="Halle A", follows="alt", weekdays=["sun"],
+             start="10:00", end="12:00")  # fmt: skip
+    b = dict(a, key="halle-b", name="Halle B", start="14:00", end="16:00")
+    body["stops"] += [a, b]
+    with pytest.raises(PlanError, match=r"stops\[\d+\]\.follows.*Kalender-UID"):
+        Plan.from_json(json.dumps(body))
+    b["valid_from"] = "2026-12-07"  # one after the other: fine
+    a["valid_to"] = "2026-12-06"
+    assert Plan.from_json(json.dumps(body)).stop("halle-b").follows == "alt"
+
+
 def test_removing_a_successor_leaves_the_stop_before_it(base):
     edem = base.stop(EDEM)
     later = MON + timedelta(weeks=2)
