@@ -378,7 +378,9 @@ def test_broker_login_ok_and_refused(broker_factory, tmp_path):
 def test_broker_unreachable(tmp_path):
     f = doctor.check_broker(mqtt_cfg(tmp_path, free_port()), probes())
     assert f.status == FAIL and "unreachable" in f.message and "refused" in f.message
-    cfg = doctor.default_config({"mqtt": {"host": "no-such-host.invalid"}})
+    cfg = doctor.default_config(
+        {"mqtt": {"host": "no-such-host.invalid"}, "kiosk": {"port": free_port()}}
+    )  # no running box on the kiosk port: a demo on 8080 would answer for the broker
     f = doctor.check_broker(cfg, probes())
     assert f.status == FAIL and "unknown host" in f.message
 
