@@ -39,6 +39,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 
+from . import visit_quality
 from .raw_days import DEFAULT_CREW as DEFAULT_CREW
 from .raw_days import GAP_S as GAP_S
 from .raw_days import HOUR_S as HOUR_S
@@ -105,9 +106,11 @@ _CACHE_LOCK = threading.Lock()
 
 
 def clear_cache() -> None:
-    """Forget the remembered raw metrics (telemetry.sums.clear_cache forgets the sums too)."""
+    """Forget the remembered raw metrics and visit states (telemetry.visit_quality);
+    telemetry.sums.clear_cache forgets the sums too."""
     with _CACHE_LOCK:
         _CACHE.clear()
+    visit_quality.clear_cache()
 
 
 def raw_cached(

@@ -41,9 +41,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from .visit_quality import GAP_S as GAP_S
+from .visit_quality import visit_quality
+
 OPEN_VISIT_S = 12 * 3600.0
 DEFAULT_CREW = 2  # the default of cfg.reports["crew"]
-GAP_S = 600.0
 HOUR_S = 3600.0
 METRICS = (
     "visit_visitors",
@@ -84,18 +86,6 @@ class _Visit:
     left: float | None
     end: float  # for attribution: left, or capped for an open visit
     day: str
-
-
-def _gaps(points: Iterable[float], lo: float, hi: float) -> float:
-    total, prev = 0.0, lo
-    for t in sorted(points):
-        if t > prev:
-            if t - prev > GAP_S:
-                total += t - prev
-            prev = t
-    if hi - prev > GAP_S:
-        total += hi - prev
-    return total
 
 
 def _marks(xs: Sequence) -> str:
@@ -203,7 +193,7 @@ def _batch(
     if names & QUALITY:
         mine = [x for x in all_visits if x.day in todo[x.van]]
         for i in range(0, len(mine), VISITS_PER_QUERY):
-            _visit_quality(q, acc, mine[i : i + VISITS_PER_QUERY])
+            visit_quality(conn, q, acc, mine[i : i + VISITS_PER_QUERY])
     return {v: [(m, d, v, k, val) for (m, d, k), val in acc[v].items() if val] for v in vans}
 
 
@@ -348,35 +338,3 @@ def _blocked(conn, acc, van: str, days: list[str], blocked: list[tuple]) -> None
             acc[("blocked_s", d0, "")] += max(0.0, end - t0)
     for t0, d0 in open_since.values():
         acc[("blocked_s", d0, "")] += max(0.0, last_of_day.get(d0, t0) - t0)
-
-
-def _visit_quality(q, acc, visits: list[_Visit]) -> None:
-    """Quality per visit: gaps in the fixes and in all records, inside the visit (up to
-    its departure; an open one up to its last sign of life). One query per table for all
-    the visits."""
-    if not visits:
-        return
-    cte = "WITH vis(van, id, a, e) AS (VALUES " + ",".join(["(?,?,?,?)"] * len(visits)) + ") "
-    args = [
-        x for v in visits for x in (v.van, v.id, v.arrived, v.end if v.left is None else v.left)
-    ]
-    pos: dict[str, list[float]] = defaultdict(list)  # fixes (not the suspect ones)
-    ff: dict[str, list[float]] = defaultdict(list)  # door events and sensor states
-    for table, only, into in (("positions", " AND r.suspect = 0", pos), ("footfall", "", ff)):
-        for vid, ts in q.execute(
-            cte + f"SELECT vis.id, r.ts FROM vis CROSS JOIN {table} r ON r.van = vis.van"
-            f" AND r.ts >= vis.a AND r.ts <= vis.e{only}",
-            args,
-        ).fetchall():
-            into[vid].append(ts)
-    for v in visits:
-        p, f = pos[v.id], ff[v.id]
-        hi = v.left
-        if hi is None:  # still open: up to the last sign of life
-            hi = max(p + f + [v.arrived])
-        offline = _gaps(p + f, v.arrived, hi)
-        no_fix = _gaps(p, v.arrived, hi) - offline
-        if offline:
-            acc[v.van][("offline_s", v.day, "")] += offline
-        if no_fix > 0:
-            acc[v.van][("no_fix_s", v.day, "")] += no_fix
