@@ -111,6 +111,8 @@ def _delays_fit(plan: Plan, key: str, new: PlanStop, since: date | None) -> None
     ``new`` could not take: the visit would start at or after its end. Said in the staff's
     words, before the plan's own check says it in field names."""
     mins = (new.end.hour * 60 + new.end.minute) - (new.start.hour * 60 + new.start.minute)
+    if mins <= 0:
+        return  # hours that end before they start: the plan's own check says so
     for e in plan.exceptions:
         if e.kind != "delay" or e.stop_key != key or (since is not None and e.date < since):
             continue

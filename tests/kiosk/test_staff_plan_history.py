@@ -232,6 +232,8 @@ def test_a_delay_the_new_hours_cannot_take_is_named_in_german(hub):
         " neuen Zeiten 15:00–16:30 Uhr. Bitte zuerst die Verspätung ändern oder löschen."
     )
     assert stored_plan(st, VAN).version == 1 and len(published) == 1
+    r = post(c, VAN, "stop", key=EDEM, weekdays=["mon"], start="15:00", end="14:00", **EDEM_FORM)
+    assert r.status_code == 400 and "Ende vor Beginn" in error_of(r.text)  # not the delay
     r = post(c, VAN, "stop", key=EDEM, weekdays=["mon"], start="15:00", end="16:31", **EDEM_FORM)
     assert r.status_code == 303  # one minute more: the visit starts before its end
     (delay,) = [e for e in stored_plan(st, VAN).exceptions if e.kind == "delay"]
