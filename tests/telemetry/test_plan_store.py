@@ -49,6 +49,17 @@ def cancel(day=MON, key=EDEM, reason="Krankheit") -> PlanException:
     return PlanException(new_id(), "cancel", day, stop_key=key, reason=reason)
 
 
+def future_extras(n: int) -> list[PlanException]:
+    """``n`` one-off visits on the days after MON, each at its own place: a plan full of
+    exceptions that no pruning may touch."""
+    fest = PlanStop("fest", "Fest", "Peine", 52.32, 10.23)
+    return [
+        PlanException(new_id(), "extra", MON + timedelta(days=1 + i),
+                      stop=replace(fest, key=f"fest-{i}"), start=dtime(6), end=dtime(7))
+        for i in range(n)
+    ]  # fmt: skip
+
+
 def rows(st) -> list[tuple]:
     return [tuple(r) for r in st.reader().execute("SELECT van, version FROM plans ORDER BY 1, 2")]
 
@@ -200,12 +211,7 @@ def test_a_full_plan_drops_its_oldest_past_exceptions_first(st):
     the last 90 days."""
     past = [cancel(MON - timedelta(weeks=14 + i)) for i in range(40)]  # 98 days and older
     recent = [cancel(MON - timedelta(weeks=i)) for i in range(1, 13)]  # < 90 days
-    fest = PlanStop("fest", "Fest", "Peine", 52.32, 10.23)
-    future = [
-        PlanException(new_id(), "extra", MON + timedelta(days=1 + i), stop=replace(fest,
-                      key=f"fest-{i}"), start=dtime(6), end=dtime(7))
-        for i in range(1000 - len(past) - len(recent))
-    ]  # fmt: skip
+    future = future_extras(1000 - len(past) - len(recent))
     base = Plan.from_tour(VAN, CFG.tour)
     save_plan(st, replace(base, version=1, updated=NOW, exceptions=(*past, *recent, *future)))
     new = change_plan(st, VAN, lambda p: p.with_exception(cancel(), now=NOW),
@@ -241,17 +247,7 @@ def test_a_full_plan_drops_an_extra_visit_with_its_cancel(st):
     old = MON - timedelta(days=200)
     extra = PlanException(new_id(), "extra", old, stop=fest, start=dtime(6), end=dtime(7))
     ccl = PlanException(new_id(), "cancel", old, stop_key="fest", reason="Regen")
-    future = [
-        PlanException(
-            new_id(),
-            "extra",
-            MON + timedelta(days=1 + i),
-            stop=replace(fest, key=f"fest-{i}"),
-            start=dtime(6),
-            end=dtime(7),
-        )  # fmt: skip
-        for i in range(998)
-    ]
+    future = future_extras(998)
     base = Plan.from_tour(VAN, CFG.tour)
     save_plan(st, replace(base, version=1, updated=NOW, exceptions=(extra, ccl, *future)))
     new = change_plan(
@@ -266,18 +262,7 @@ def test_a_removal_at_the_limit_drops_nothing_else(st):
     """At exactly 1000, deleting one exception needs no room: no old cancellation (kept
     for the annual report) is dropped with it."""
     old = [cancel(MON - timedelta(weeks=20 + i)) for i in range(3)]
-    fest = PlanStop("fest", "Fest", "Peine", 52.32, 10.23)
-    future = [
-        PlanException(
-            new_id(),
-            "extra",
-            MON + timedelta(days=1 + i),
-            stop=replace(fest, key=f"fest-{i}"),
-            start=dtime(6),
-            end=dtime(7),
-        )  # fmt: skip
-        for i in range(997)
-    ]
+    future = future_extras(997)
     base = Plan.from_tour(VAN, CFG.tour)
     save_plan(st, replace(base, version=1, updated=NOW, exceptions=(*old, *future)))
     new = change_plan(st, VAN, lambda p: p.without_exception(future[-1].id, now=NOW),
@@ -288,18 +273,7 @@ def test_a_removal_at_the_limit_drops_nothing_else(st):
 def test_the_oldest_exception_of_a_full_plan_can_be_deleted(st):
     """Staff delete the oldest (listed) exception of a full plan: it is there to delete."""
     old = [cancel(MON - timedelta(weeks=20 + i)) for i in range(3)]
-    fest = PlanStop("fest", "Fest", "Peine", 52.32, 10.23)
-    future = [
-        PlanException(
-            new_id(),
-            "extra",
-            MON + timedelta(days=1 + i),
-            stop=replace(fest, key=f"fest-{i}"),
-            start=dtime(6),
-            end=dtime(7),
-        )  # fmt: skip
-        for i in range(997)
-    ]
+    future = future_extras(997)
     base = Plan.from_tour(VAN, CFG.tour)
     save_plan(st, replace(base, version=1, updated=NOW, exceptions=(*old, *future)))
     new = change_plan(st, VAN, lambda p: p.without_exception(old[-1].id, now=NOW),
@@ -312,18 +286,7 @@ def test_a_full_plan_untouched_for_months_makes_room_from_today(st):
     full plan last changed 100 days ago has past exceptions 147 to 175 days old."""
     then = NOW - 100 * 86400
     old = [cancel(MON - timedelta(weeks=21 + i)) for i in range(5)] * 1  # 147..175 days ago
-    fest = PlanStop("fest", "Fest", "Peine", 52.32, 10.23)
-    future = [
-        PlanException(
-            new_id(),
-            "extra",
-            MON + timedelta(days=1 + i),
-            stop=replace(fest, key=f"fest-{i}"),
-            start=dtime(6),
-            end=dtime(7),
-        )  # fmt: skip
-        for i in range(995)
-    ]
+    future = future_extras(995)
     base = Plan.from_tour(VAN, CFG.tour)
     save_plan(st, replace(base, version=1, updated=then, exceptions=(*old, *future)))
     new = change_plan(
