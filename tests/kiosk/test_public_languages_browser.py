@@ -32,14 +32,17 @@ class QuietHandler(WSGIRequestHandler):
 
 @pytest.fixture
 def serve(tmp_path):
-    """``serve(now)``: the hub's app (one van, open at the Markt at 11:00; see
-    test_public_i18n.make_app) on a free port, at the simulated time ``now``."""
+    """``serve(now, setup=None)``: the hub's app (one van, open at the Markt at 11:00; see
+    test_public_i18n.make_app) on a free port, at the simulated time ``now``; ``setup``
+    gets the store first (to change the van's plan, say)."""
     servers = []
 
-    def start(now, **kw):
+    def start(now, setup=None, **kw):
         d = tmp_path / str(len(servers))
         d.mkdir()
         _, st = app_st = helpers.make_app(d, now, **kw)
+        if setup is not None:
+            setup(st)
         srv = make_server("127.0.0.1", 0, app_st[0], threaded=True, request_handler=QuietHandler)
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         servers.append((srv, st))

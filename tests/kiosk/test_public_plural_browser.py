@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 from babel import Locale
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import make_server
 
 from kiosk.public_plural import FSI, PDI
 from kiosk.public_text import LANGS, TEXT
 from kiosk.timetable import Words
 from telemetry.plan import PlanException, change_plan, new_id
+from tests.kiosk.test_public_languages_browser import QuietHandler
+from tests.kiosk.test_public_languages_browser import serve as serve_at  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -39,36 +41,21 @@ KEYS = {  # each counted text with the other values it takes
 UPTO = 10_000
 
 
-class QuietHandler(WSGIRequestHandler):
-    def log(self, type: str, message: str, *args) -> None:  # noqa: A002
-        pass
-
-
 @pytest.fixture
-def serve(tmp_path):
+def serve(serve_at):  # noqa: F811
     """``serve(delay_min=None)``: the hub (one van, open at the Markt at 11:00, see
     test_public_i18n.make_app) on a free port; today's 14:30 Schule visit delayed by
     ``delay_min`` minutes if given."""
-    servers = []
 
     def start(delay_min: int | None = None) -> str:
-        d = tmp_path / str(len(servers))
-        d.mkdir()
-        app, st = helpers.make_app(d, helpers.local(11))
-        if delay_min is not None:
+        def delay(st) -> None:
             ex = PlanException(id=new_id(), kind="delay", date=helpers.MON.date(),
                                stop_key="schule", delay_min=delay_min)  # fmt: skip
             change_plan(st, "van-a", lambda p: p.with_exception(ex))
-        srv = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        servers.append((srv, st))
-        return f"http://127.0.0.1:{srv.server_port}"
 
-    yield start
-    for srv, st in servers:
-        srv.shutdown()
-        srv.server_close()
-        st.close()
+        return serve_at(helpers.local(11), setup=None if delay_min is None else delay)
+
+    return start
 
 
 def open_page(browser, url: str, *, js: bool = True):
